@@ -1,0 +1,5 @@
+import sys
+
+from gnntrack.cli import main
+
+sys.exit(main())

@@ -1,0 +1,8 @@
+"""Test-wide setup: 4 forced CPU devices (multi-device tests need them; single-device code uses
+device 0), set before anything imports jax."""
+
+import os
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
