@@ -1,1 +1,8 @@
-"""gnntrack.detector"""
+"""gnntrack.detector: the TrackML-like detector as data and the event simulation.
+
+  geometry.py   `Detector` (one row per layer, TrackML ids), `default_detector()`, PIXEL_VOLUMES
+  particles.py  particle generator (pileup or fixed count) and TrackML particles.csv reader
+  simulate.py   `default_simulation_config()`, `simulate_event(...)`, `simulate_events(...)`,
+                TrackML truth weights
+  toy.py        planes toy (2D/3D, straight/curved tracks) in the same TrackML tables
+"""
