@@ -1,1 +1,16 @@
-"""gnntrack.graphs"""
+"""gnntrack.graphs: hit graphs from TrackML-format events (host side, numpy).
+
+    from gnntrack.graphs.build import build_event_graphs
+    from gnntrack.graphs.config import default_graph_config
+    graphs = build_event_graphs(event, default_graph_config())     # list[HitGraph]
+
+Modules: config (graph config, per-pT pixel cuts), build (selection, O(N log N) layer-pair segment
+search with phi_slope / z0 / deta cuts, HitGraph assembly, construction statistics), layer_map
+(layer table, geometric and learned layer pairs), truth (path ordering, true segments), features,
+sections (n_phi x n_eta split with overlap), store (npz files, build_graph_dir, summary.json),
+report (efficiency / purity summaries), types (HitGraph), batching (padding to bucket ladders).
+
+Vocabulary: a *segment* is a pair of hits of one particle on consecutive layer groups along its
+path (see truth.py); *efficiency* = true segments present as edges / all true segments among the
+graph's hits; *purity* = true edges / edges.
+"""

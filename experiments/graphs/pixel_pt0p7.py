@@ -1,0 +1,7 @@
+"""Full-pixel graphs (barrel + endcaps), pT >= 0.7 GeV, interaction-network paper setting."""
+
+from gnntrack.graphs.config import pixel_config
+
+
+def get_config():
+    return pixel_config(0.7)

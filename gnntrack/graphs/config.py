@@ -1,0 +1,154 @@
+"""Hit-graph construction config: `default_graph_config()` and its validation.
+
+    config = default_graph_config()
+    config.selection = "pixel"; config.pt_min = 1.0
+    graphs = build_event_graphs(event, config)
+
+Keys (units: mm, rad, GeV):
+  selection: which hits become nodes: 'pixel' (volumes 7, 8, 9), 'barrel' (all barrel layers,
+    HEP.TrkX), 'barrel_pixel' (pixel barrel only) or 'all'.
+  pt_min: truth cut (GeV) for training-graph studies: keep only hits of particles with pT >= pt_min
+    (noise is then dropped too). 0 = no cut. Needs truth.
+  remove_noise: drop hits with particle_id == 0 (needs truth).
+  remove_duplicates: keep one hit per (particle, layer): the first along the particle's path.
+    Noise hits are never treated as duplicates.
+  phi_slope_max: |dphi / dr| cut (rad/mm). z0_max: |z0| cut (mm) of the line through both hits at
+    r = 0. deta_max: |deta| cut (0 = off).
+  layer_pairs: 'geometric' (straight lines from the luminous region |z| <= geometric_z0_max,
+    consecutive layers crossed, see layer_map.geometric_layer_pairs) or a path to a learned
+    layer-map JSON (layer_map.save_layer_map).
+  geometric_skip: also connect a layer to the k-th next one along such lines, k <= 1 + skip
+    (recovers segments across a missed hit; 0 = only adjacent layers).
+  layer_map_min_count: when learning a layer map, keep pairs seen at least this many times.
+  n_phi_sections, n_eta_sections, section_overlap_phi (rad), section_overlap_eta, section_eta_max,
+  rotate_sections: HEP.TrkX-style sectioning into n_phi x n_eta graphs (1 x 1 = whole event).
+  features.node: names from NODE_FEATURES; features.edge: names from EDGE_FEATURES.
+  max_nodes, max_edges: refuse (InputError) a graph larger than this (0 = no limit).
+  chunk_size: candidate pairs examined at once; bounds the temporary memory of the search.
+  compress: write graph files with np.savez_compressed (smaller, slower).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from gnntrack.config import check_known_keys
+from gnntrack.errors import ConfigError
+
+SELECTIONS = ("pixel", "barrel", "barrel_pixel", "all")
+# Node features: r/1000 mm, phi/pi, z/1000 mm (HEP.TrkX), pseudorapidity, cell count, cell charge.
+NODE_FEATURES = ("r", "phi", "z", "eta", "cell_count", "cell_value")
+# Edge features: dr/1000 mm, dphi/pi, dz/1000 mm, dR = sqrt(deta^2 + dphi^2), dphi/dr in rad/m.
+EDGE_FEATURES = ("dr", "dphi", "dz", "dR", "phi_slope")
+
+
+def default_graph_config() -> ml_collections.ConfigDict:
+    """The default: full pixel detector, no truth cuts, geometric layer pairs, the cuts tuned for
+    pT >= 0.5 GeV (PIXEL_CUTS)."""
+    c = ml_collections.ConfigDict()
+    c.selection = "pixel"
+    c.pt_min = 0.0
+    c.remove_noise = False
+    c.remove_duplicates = False
+    c.phi_slope_max = 0.0009
+    c.z0_max = 250.0
+    c.deta_max = 0.0
+    c.layer_pairs = "geometric"
+    c.geometric_skip = 1
+    c.geometric_z0_max = 250.0
+    c.geometric_eta_max = 4.5
+    c.layer_map_min_count = 2
+    c.n_phi_sections = 1
+    c.n_eta_sections = 1
+    c.section_overlap_phi = 0.05
+    c.section_overlap_eta = 0.1
+    c.section_eta_max = 5.0
+    c.rotate_sections = True
+    c.features = ml_collections.ConfigDict()
+    c.features.node = ("r", "phi", "z")
+    c.features.edge = ("dr", "dphi", "dz", "dR", "phi_slope")
+    c.max_nodes = 0
+    c.max_edges = 0
+    c.chunk_size = 1_000_000
+    c.compress = False
+    return c
+
+
+def validate_graph_config(config: ml_collections.ConfigDict, where: str = "graph") -> None:
+    """Raises ConfigError naming the key for unknown keys or out-of-range values."""
+    check_known_keys(config, default_graph_config(), where)
+    get = lambda key: config.get(key, default_graph_config()[key])  # noqa: E731
+    if get("selection") not in SELECTIONS:
+        raise ConfigError(f"{where}.selection must be one of {', '.join(SELECTIONS)}, "
+                          f"got {get('selection')!r}")
+    for key in ("pt_min", "phi_slope_max", "z0_max", "deta_max", "section_overlap_phi",
+                "section_overlap_eta", "geometric_z0_max"):
+        if float(get(key)) < 0:
+            raise ConfigError(f"{where}.{key} must be >= 0, got {get(key)!r}")
+    for key in ("phi_slope_max", "z0_max"):
+        if float(get(key)) <= 0:
+            raise ConfigError(f"{where}.{key} must be > 0, got {get(key)!r}")
+    for key in ("n_phi_sections", "n_eta_sections", "chunk_size"):
+        if int(get(key)) < 1:
+            raise ConfigError(f"{where}.{key} must be >= 1, got {get(key)!r}")
+    for key in ("max_nodes", "max_edges", "geometric_skip", "layer_map_min_count"):
+        if int(get(key)) < 0:
+            raise ConfigError(f"{where}.{key} must be >= 0, got {get(key)!r}")
+    features = get("features")
+    for group, known in (("node", NODE_FEATURES), ("edge", EDGE_FEATURES)):
+        names = tuple(features.get(group, ()))
+        bad = [n for n in names if n not in known]
+        if bad:
+            raise ConfigError(f"{where}.features.{group}: unknown feature(s) {bad}; known: {', '.join(known)}")
+        if not names:
+            raise ConfigError(f"{where}.features.{group} must name at least one feature")
+    if not isinstance(get("layer_pairs"), str) or not get("layer_pairs"):
+        raise ConfigError(f"{where}.layer_pairs must be 'geometric' or a layer-map JSON path")
+
+
+# Per-pT cuts (phi_slope_max rad/mm, z0_max mm) for full-pixel graphs, tuned on 3 simulated
+# mu = 200 events (scripts/graph_table.py, seed 1) for segment efficiency >= 0.995 at each pT
+# cut with the highest purity found: phi_slope_max ~ 2.3 / (2 R) at pT = pt_min, i.e. about
+# 0.00015 rad/mm / pT[GeV] times 1.75 (pT = 2) ... 2.8 (pT = 0.5), and z0_max ~ 4.5 sigma_z of
+# the luminous region (55 mm) -- multiple scattering between close endcap disks (dr ~ 5 mm) and
+# the z spread of the vertices are what the margins cover. 0.0 (no pT cut) uses the 0.5 cuts.
+PIXEL_CUTS: dict[float, tuple[float, float]] = {
+    2.0: (0.0003, 250.0),
+    1.5: (0.00035, 250.0),
+    1.0: (0.000525, 250.0),
+    0.7: (0.00065, 250.0),
+    0.5: (0.0009, 250.0),
+    0.0: (0.0009, 250.0),
+}
+
+
+def pixel_config(pt_min: float) -> ml_collections.ConfigDict:
+    """Full-pixel (barrel + both endcaps) training graphs as in the interaction-network paper:
+    hits of particles with pT >= pt_min, noise and same-layer duplicates removed (pt_min = 0:
+    every hit, noise included), cuts from PIXEL_CUTS."""
+    c = default_graph_config()
+    c.selection = "pixel"
+    c.pt_min = float(pt_min)
+    c.remove_noise = pt_min > 0
+    c.remove_duplicates = pt_min > 0
+    key = min((k for k in PIXEL_CUTS if k <= pt_min), key=lambda k: pt_min - k)
+    c.phi_slope_max, c.z0_max = PIXEL_CUTS[key]
+    return c
+
+
+def barrel_config(pt_min: float) -> ml_collections.ConfigDict:
+    """HEP.TrkX barrel graphs (pixel + strip barrels, 10 layers) split in 8 phi x 2 eta sections;
+    pt_min = 1 is HEP.TrkX's "small" data set."""
+    c = default_graph_config()
+    c.selection = "barrel"
+    c.pt_min = float(pt_min)
+    c.remove_noise = pt_min > 0
+    c.remove_duplicates = pt_min > 0
+    # Adjacent layers only, as HEP.TrkX: skip pairs across the strip barrels have long lever arms
+    # (wide phi windows, weak z0 cut) and cost more purity than the ~1.3% segments they recover.
+    c.geometric_skip = 0
+    c.phi_slope_max = 0.0005 if pt_min >= 1 else 0.0009
+    c.z0_max = 200.0
+    c.n_phi_sections = 8
+    c.n_eta_sections = 2
+    return c
