@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from graph_events import random_event
+from tests.graphs.graph_events import random_event
 from gnntrack.errors import ConfigError, InputError
 from gnntrack.graphs.build import build_event, build_graph, find_edges, prepare, select_nodes
 from gnntrack.graphs.config import default_graph_config

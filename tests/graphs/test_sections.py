@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from graph_events import random_event
+from tests.graphs.graph_events import random_event
 from gnntrack.graphs.build import build_event, build_graph, prepare
 from gnntrack.graphs.config import default_graph_config
 from gnntrack.graphs.layer_map import trackml_layer_table

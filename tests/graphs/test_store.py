@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from graph_events import random_event
+from tests.graphs.graph_events import random_event
 from gnntrack.errors import InputError
 from gnntrack.graphs.build import build_graph
 from gnntrack.graphs.config import default_graph_config

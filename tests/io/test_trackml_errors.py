@@ -97,7 +97,7 @@ def test_malformed_csv_names_file_and_column(tmp_path, event_factory, part, edit
     (b"hit_id,x,y,z,volume_id,layer_id,module_id\n", r"no data rows \(only a header\)"),
     (b"\n\n", r"file is empty \(no header line\)"),
     (b"\xff\xfe\x00binary\x00", r"not a text CSV file \(invalid start byte at byte 0\)$"),
-    (gzip.compress(b"hit_id,x,y,z,volume_id,layer_id,module_id\n1,2,3,4,8,2,1\n"), r"gzip data: name it \.csv\.gz"),
+    (gzip.compress(b"hit_id,x,y,z,volume_id,layer_id,module_id\n1,2,3,4,8,2,1\n", mtime=0), r"gzip data: name it \.csv\.gz"),
 ])
 def test_empty_or_binary_files(tmp_path, content, pattern):
     path = tmp_path / "event000000001-hits.csv"
@@ -109,8 +109,8 @@ def test_empty_or_binary_files(tmp_path, content, pattern):
 
 @pytest.mark.parametrize("content,pattern", [
     (b"this is not gzip data at all", r"unreadable gzip data"),
-    (gzip.compress(b"hit_id,x,y,z,volume_id,layer_id,module_id\n1,2,3,4,8,2,1\n")[:-12], r"unreadable gzip data"),
-    (gzip.compress(b""), r"file is empty \(no header line\)"),
+    (gzip.compress(b"hit_id,x,y,z,volume_id,layer_id,module_id\n1,2,3,4,8,2,1\n", mtime=0)[:-12], r"unreadable gzip data"),
+    (gzip.compress(b"", mtime=0), r"file is empty \(no header line\)"),
 ])
 def test_unreadable_gzip(tmp_path, content, pattern):
     path = tmp_path / "event000000001-hits.csv.gz"
