@@ -1,0 +1,279 @@
+"""Small Flax Linen building blocks: activations, a dense layer over several inputs, an MLP.
+
+`ConcatDense` is the one non-standard piece: it owns a single kernel `[ΣD_i, F]` for inputs that
+the reference formulation concatenates (`[x_src, x_dst]`, `[m_in, m_out, x]`), and can also apply
+it *without* materialising the concatenation, as Σ_i x_i · K_i, or with the projection done per
+node before a gather (`(x · K_src)[senders]` instead of `x[senders] · K_src`). Both forms use the
+same parameters, so the fast model variants load the reference model's checkpoints unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from gnntrack.errors import ConfigError
+
+ACTIVATIONS: dict[str, Callable[[jnp.ndarray], jnp.ndarray]] = {
+    "tanh": jnp.tanh,
+    "relu": jax.nn.relu,
+    "gelu": jax.nn.gelu,
+    "silu": jax.nn.silu,
+    "identity": lambda x: x,
+}
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def get_activation(name: str) -> Callable[[jnp.ndarray], jnp.ndarray]:
+    if name not in ACTIVATIONS:
+        raise ConfigError(f"unknown activation {name!r} (config key 'model.activation'); "
+                          f"available: {', '.join(sorted(ACTIVATIONS))}")
+    return ACTIVATIONS[name]
+
+
+def get_dtype(name: str):
+    if name not in DTYPES:
+        raise ConfigError(f"unknown compute dtype {name!r} (config key 'model.compute_dtype'); "
+                          f"available: {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
+class ConcatDense(nn.Module):
+    """Dense layer on the concatenation of several inputs, with one kernel `[ΣD_i, features]`.
+
+    Call with `parts = [(array, index_or_None), ...]`: each array is `[N_i, D_i]`; a part with an
+    index `[E]` is gathered (`array[index]`) first. All parts must give the same number of rows.
+
+    mode:
+      "concat"  -- reference: concatenate the (gathered) parts, then one matmul.
+      "split"   -- Σ_i part_i · K_i, no concatenation materialised.
+      "project" -- like "split", but parts that are gathered get projected before the gather
+                   (per node, N rows instead of E rows); parts sharing an array are projected in
+                   one matmul. Identical in exact arithmetic; differs by float rounding only.
+    With `combine`, the parts only give the kernel's row blocks K_i and the layer returns
+    `combine([K_0, K_1, ...]) + bias` (the caller applies the blocks itself).
+    """
+
+    features: int
+    dtype: jnp.dtype = jnp.float32
+    kernel_init: Callable = nn.initializers.lecun_normal()
+
+    @nn.compact
+    def __call__(self, parts: Sequence[tuple[jnp.ndarray, jnp.ndarray | None]], mode: str = "concat",
+                 combine: Callable | None = None):
+        dims = [p.shape[-1] for p, _ in parts]
+        kernel = self.param("kernel", self.kernel_init, (sum(dims), self.features), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+        kernel = kernel.astype(self.dtype)
+        bias = bias.astype(self.dtype)
+        offsets = [0]
+        for d in dims:
+            offsets.append(offsets[-1] + d)
+        blocks = [kernel[offsets[i]:offsets[i + 1]] for i in range(len(dims))]
+        if combine is not None:  # caller-supplied Σ_i f_i(K_i), e.g. projected aggregation
+            return combine(blocks) + bias
+        if mode == "concat":
+            inputs = [(a if idx is None else a[idx]).astype(self.dtype) for a, idx in parts]
+            return jnp.concatenate(inputs, axis=-1) @ kernel + bias
+        if mode == "split":
+            out = bias
+            for (a, idx), k in zip(parts, blocks):
+                out = out + (a if idx is None else a[idx]).astype(self.dtype) @ k
+            return out
+        if mode == "project":
+            return _project_then_gather(parts, blocks) + bias
+        raise ValueError(f"unknown ConcatDense mode {mode!r}")
+
+
+def _project_then_gather(parts, blocks):
+    """Σ_i (a_i · K_i)[idx_i], grouping parts by array identity so each array is projected once."""
+    groups: list[tuple[jnp.ndarray, list[tuple[jnp.ndarray | None, jnp.ndarray]]]] = []
+    for (a, idx), k in zip(parts, blocks):
+        for arr, members in groups:
+            if arr is a:
+                members.append((idx, k))
+                break
+        else:
+            groups.append((a, [(idx, k)]))
+    out = None
+    for a, members in groups:
+        a = a.astype(blocks[0].dtype)
+        wide = a @ jnp.concatenate([k for _, k in members], axis=1)  # [N, Σ F]
+        f = members[0][1].shape[1]
+        for j, (idx, _) in enumerate(members):
+            piece = wide[:, j * f:(j + 1) * f]
+            piece = piece if idx is None else piece[idx]
+            out = piece if out is None else out + piece
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# LayerNorm + activation with a hand-written backward pass.
+#
+# Why: differentiating LayerNorm with autodiff leaves XLA:CPU a backward graph in which the row
+# statistics (mean, 1/σ) get re-fused into several consumers and the per-feature sums for the
+# scale/bias gradients are column reductions of long fused expressions; on [80k, 64] edge
+# activations that made the backward ~10x the forward. Here the forward saves the normalised
+# input x̂, 1/σ and the output y as residuals, and the backward is three plain passes.
+
+_EPS = 1e-6  # flax.linen.LayerNorm's default epsilon
+
+
+def _norm_act_forward(h, scale, bias, activation):
+    h32 = h.astype(jnp.float32)
+    mean = jnp.mean(h32, axis=-1, keepdims=True)
+    centred = h32 - mean
+    rstd = jax.lax.rsqrt(jnp.mean(centred * centred, axis=-1, keepdims=True) + _EPS)
+    xhat = centred * rstd
+    y = ACTIVATIONS[activation](xhat * scale + bias)
+    return y.astype(h.dtype), xhat, rstd
+
+
+def norm_act(h, scale, bias, activation="tanh"):
+    """activation(LayerNorm(h) * scale + bias) over the last axis; h [..., F], scale/bias [F].
+
+    Differentiable, with the hand-written backward of `_norm_act`. Works under jit, vmap,
+    remat and `jax.shard_map` (replicated scale/bias are cast to h's device-varying type first,
+    so autodiff sums their gradients over devices exactly as for plain jnp code).
+    """
+    scale, bias = _match_varying(scale, h), _match_varying(bias, h)
+    return _norm_act(h, scale, bias, activation)
+
+
+def _match_varying(x, like):
+    """Inside shard_map: mark `x` as varying over the mesh axes `like` varies over."""
+    axes = tuple(sorted(_varying_axes(like) - _varying_axes(x)))
+    return jax.lax.pcast(x, axes, to="varying") if axes else x
+
+
+def _varying_axes(x) -> frozenset:
+    """Mesh axes over which x is device-varying (empty outside shard_map; the attribute moved
+    between JAX versions: `aval.vma` earlier, `aval.mat.varying` in 0.10)."""
+    aval = jax.typeof(x)
+    mat = getattr(aval, "mat", None)
+    if mat is not None and hasattr(mat, "varying"):
+        return frozenset(mat.varying)
+    return frozenset(getattr(aval, "vma", ()) or ())
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _norm_act(h, scale, bias, activation="tanh"):
+    return _norm_act_forward(h, scale, bias, activation)[0]
+
+
+def _norm_act_fwd(h, scale, bias, activation):
+    y, xhat, rstd = _norm_act_forward(h, scale, bias, activation)
+    return y, (xhat, rstd, y, scale, bias)
+
+
+def _norm_act_bwd(activation, res, dy):
+    xhat, rstd, y, scale, bias = res
+    dy = dy.astype(jnp.float32)
+    if activation == "tanh":
+        y32 = y.astype(jnp.float32)
+        dz = dy * (1.0 - y32 * y32)
+    elif activation == "identity":
+        dz = dy
+    else:  # derivative of the activation at z = x̂·scale + bias
+        dz = jax.vjp(ACTIVATIONS[activation], xhat * scale + bias)[1](dy)[0]
+    lead = tuple(range(dz.ndim - 1))
+    dscale = jnp.sum(dz * xhat, axis=lead)
+    dbias = jnp.sum(dz, axis=lead)
+    g = dz * scale
+    dh = rstd * (g - jnp.mean(g, axis=-1, keepdims=True)
+                 - xhat * jnp.mean(g * xhat, axis=-1, keepdims=True))
+    return dh.astype(y.dtype), dscale, dbias
+
+
+_norm_act.defvjp(_norm_act_fwd, _norm_act_bwd)
+
+
+class MLP(nn.Module):
+    """`len(sizes)` dense layers; LayerNorm + activation after each hidden layer, and after the
+    last one only if `final_activation` (HEP.TrkX `make_mlp`). First layer is a `ConcatDense`.
+
+    fused_norm: LayerNorm + activation via `norm_act` (hand-written backward); the parameter tree
+      is the same as with flax's Dense/LayerNorm submodules ({"dense_i": {kernel, bias},
+      "norm_i": {scale, bias}}), so checkpoints move freely between the two.
+    chunk_size (with fused_norm): layers after the first matmul run over row blocks of this size
+      under `lax.map` + `jax.checkpoint`: each block's activations stay in cache and are
+      recomputed in the backward pass instead of being stored (0 = one block).
+    """
+
+    sizes: Sequence[int]
+    activation: str = "tanh"
+    layer_norm: bool = True
+    final_activation: bool = True
+    dtype: jnp.dtype = jnp.float32
+    fused_norm: bool = False
+    chunk_size: int = 0
+
+    @nn.compact
+    def __call__(self, parts, mode: str = "concat", combine=None):
+        act = get_activation(self.activation)
+        h = ConcatDense(self.sizes[0], dtype=self.dtype, name="dense_0")(parts, mode, combine)
+        if self.fused_norm:
+            layers = []
+            for i, size in enumerate(self.sizes):
+                dense = (self.param(f"dense_{i}", _dense_params, self.sizes[i - 1], size)
+                         if i > 0 else None)
+                normed = self.layer_norm and (i < len(self.sizes) - 1 or self.final_activation)
+                norm = self.param(f"norm_{i}", _norm_params, size) if normed else None
+                layers.append({"dense": dense, "norm": norm})
+            tail = functools.partial(_mlp_tail, activation=self.activation,
+                                     layer_norm=self.layer_norm,
+                                     final_activation=self.final_activation, dtype=self.dtype)
+            if self.chunk_size and h.shape[0] > self.chunk_size:
+                return _chunked_rows(tail, h, layers, self.chunk_size)
+            return tail(h, layers)
+        for i, size in enumerate(self.sizes):
+            if i > 0:
+                h = nn.Dense(size, dtype=self.dtype, param_dtype=jnp.float32, name=f"dense_{i}")(h)
+            if i < len(self.sizes) - 1 or self.final_activation:
+                if self.layer_norm:
+                    h = nn.LayerNorm(dtype=self.dtype, param_dtype=jnp.float32, name=f"norm_{i}")(h)
+                h = act(h)
+        return h
+
+
+def _dense_params(key, in_features, out_features):
+    """Same initialisation as flax.linen.Dense (lecun_normal kernel, zero bias)."""
+    return {"kernel": nn.initializers.lecun_normal()(key, (in_features, out_features), jnp.float32),
+            "bias": jnp.zeros((out_features,), jnp.float32)}
+
+
+def _norm_params(key, features):
+    del key
+    return {"scale": jnp.ones((features,), jnp.float32), "bias": jnp.zeros((features,), jnp.float32)}
+
+
+def _mlp_tail(h, layers, *, activation, layer_norm, final_activation, dtype):
+    """Everything after the first matmul of an MLP, as a pure function of (h, layer params)."""
+    act = ACTIVATIONS[activation]
+    for i, layer in enumerate(layers):
+        if layer["dense"] is not None:
+            h = h @ layer["dense"]["kernel"].astype(dtype) + layer["dense"]["bias"].astype(dtype)
+        if i < len(layers) - 1 or final_activation:
+            if layer_norm:
+                h = norm_act(h, layer["norm"]["scale"], layer["norm"]["bias"], activation)
+            else:
+                h = act(h)
+    return h
+
+
+def _chunked_rows(fn, h, params, chunk):
+    """fn(h, params) applied to row blocks of h [R, F] (zero-padded to a multiple of `chunk`),
+    each block rematerialised in the backward pass; returns [R, F_out]."""
+    rows = h.shape[0]
+    n_chunks = -(-rows // chunk)
+    pad = n_chunks * chunk - rows
+    if pad:
+        h = jnp.pad(h, ((0, pad), (0, 0)))
+    block = jax.checkpoint(fn)
+    out = jax.lax.map(lambda hc: block(hc, params), h.reshape(n_chunks, chunk, h.shape[-1]))
+    return out.reshape(n_chunks * chunk, out.shape[-1])[:rows]

@@ -1,0 +1,224 @@
+"""Edge-classifying graph networks: the HEP.TrkX segment classifier and the interaction network.
+
+Written in Flax **Linen** (not NNX), on purpose: Linen parameters are plain nested dicts of arrays
+(pytrees), which go straight through `jax.shard_map`/`pmap`, orbax checkpoints and optax, and the
+modules are pure functions `model.apply({"params": p}, graph)` in the same functional style as
+jraph. NNX's mutable objects would have to be split/merged at every one of those boundaries.
+
+    config = default_model_config("segment_classifier")    # ml_collections.ConfigDict
+    model = build_model(config)
+    params = model.init(jax.random.key(0), graph)["params"]
+    logits = model.apply({"params": params}, graph)         # float32 [E_pad]
+
+`graph` is a `jraph.GraphsTuple` of jnp arrays (nodes float [N, F]; edges float [E, F_e] or
+None; senders/receivers int32 [E]), possibly padded with `jraph.pad_with_graphs`: padding edges
+connect padding nodes only, and every operation here is per-row or a sum over a node's own edges,
+so padding never changes the logits of real edges.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import jraph
+import ml_collections
+
+from gnntrack.config import check_known_keys
+from gnntrack.errors import ConfigError
+from gnntrack.nn.layers import MLP, get_activation, get_dtype
+from gnntrack.nn.registry import get_message
+
+MODEL_NAMES = ("segment_classifier", "interaction_network")
+EDGE_CHUNK = 2048  # rows per cache-resident block in impl="fast" (see layers.MLP.chunk_size)
+IMPLS = ("reference", "fast")
+
+
+# ---------------------------------------------------------------------------------------------
+# HEP.TrkX segment classifier (Farrell et al. 2018; sparse version of Exa.TrkX's gnn_sparse).
+
+
+class SegmentClassifier(nn.Module):
+    """HEP.TrkX segment classifier; returns per-edge logits float32 [E].
+
+    x = [tanh(LN(W·raw)), raw]; n_iters × { w = σ(edge_net([x_src, x_dst]));
+    x ← [node_net([message(x, w), x]), raw] + x } ; logits = edge_net([x_src, x_dst]).
+    The edge and node networks are shared across iterations, as in the published model.
+
+    impl="reference" is that formulation literally. impl="fast" (the config default) computes
+    the same function with the same parameters (equal up to float rounding; tested) faster:
+      * the edge network's first layer is applied per node before the gather,
+        (x·K_src)[senders] + (x·K_dst)[receivers], instead of on the [E, 2D] concatenation;
+      * LayerNorm + tanh use a hand-written backward pass (`layers.norm_act`);
+      * everything after each MLP's first matmul runs over blocks of `EDGE_CHUNK` rows under
+        `jax.checkpoint` (cache-resident; recomputed in the backward pass, not stored);
+      * the node network's first layer takes its inputs without concatenating them and, for
+        messages linear in x (the default), projects before aggregating:
+        Σ_in w·(x·K_in)[src] instead of (Σ_in w·x[src])·K_in.
+    `fused_norm` / `project` / `chunk_size` override these choices one by one (benchmarks).
+    `remat` additionally recomputes whole edge/node networks in the backward pass (nn.remat);
+    note that with jax 0.10.2 on CPU it does not lower XLA's peak temp memory for this model.
+    """
+
+    hidden: int = 64
+    n_iters: int = 8
+    message: str = "bidirectional_weighted_sum"
+    activation: str = "tanh"
+    layer_norm: bool = True
+    edge_layers: int = 3          # hidden layers of the edge network (plus a 1-unit output)
+    node_layers: int = 4          # layers of the node network
+    use_edge_features: bool = False
+    impl: str = "reference"
+    compute_dtype: str = "float32"
+    remat: bool = False
+    fused_norm: bool | None = None   # None: follow impl
+    project: bool | None = None      # None: follow impl
+    chunk_size: int | None = None    # None: follow impl (fast: EDGE_CHUNK)
+
+    @nn.compact
+    def __call__(self, graph: jraph.GraphsTuple, train: bool = False) -> jnp.ndarray:
+        del train  # no dropout / batch statistics
+        fast = self.impl == "fast"
+        fused = fast if self.fused_norm is None else self.fused_norm
+        project = fast if self.project is None else self.project
+        chunk = (EDGE_CHUNK if fast else 0) if self.chunk_size is None else self.chunk_size
+        dtype = get_dtype(self.compute_dtype)
+        mlp = nn.remat(MLP, static_argnums=(2, 3)) if self.remat else MLP
+        common = dict(activation=self.activation, layer_norm=self.layer_norm, dtype=dtype,
+                      fused_norm=fused, chunk_size=chunk if fused else 0)
+        input_net = MLP([self.hidden], final_activation=True, name="input_net", **common)
+        edge_net = mlp([self.hidden] * self.edge_layers + [1], final_activation=False,
+                       name="edge_net", **common)
+        node_net = mlp([self.hidden] * self.node_layers, final_activation=True, name="node_net",
+                       **common)
+        message = get_message(self.message)
+        projected_message = PROJECTED_MESSAGES.get(self.message) if project else None
+        senders, receivers = graph.senders, graph.receivers
+        raw = graph.nodes.astype(dtype)
+        edge_extra = [(graph.edges.astype(dtype), None)] if self.use_edge_features else []
+        edge_mode = "project" if project else "concat"
+        node_mode = "split" if fast else "concat"
+
+        def edge_logits(x):
+            return edge_net([(x, senders), (x, receivers)] + edge_extra, edge_mode, None)[:, 0]
+
+        def node_update(x, w):
+            if projected_message is None:
+                m = message(x, w[:, None], senders, receivers)
+                return node_net([(m, None), (x, None)], node_mode, None)
+
+            def combine(blocks):  # blocks: K_in, K_out, K_x (rows of the [3D, H] kernel)
+                k_in, k_out, k_x = blocks
+                return projected_message(x, w, senders, receivers, k_in, k_out) + x @ k_x
+
+            return node_net([(x, None)] * 3, node_mode, combine)
+
+        x = jnp.concatenate([input_net([(raw, None)]), raw], axis=-1)
+        for _ in range(self.n_iters):
+            w = jax.nn.sigmoid(edge_logits(x))
+            x = jnp.concatenate([node_update(x, w), raw], axis=-1) + x
+        return edge_logits(x).astype(jnp.float32)
+
+
+def _projected_bidirectional_weighted_sum(x, w, senders, receivers, k_in, k_out):
+    """bidirectional_weighted_sum(x, w)·[K_in; K_out] computed as Σ_in w·(x·K_in)[src] +
+    Σ_out w·(x·K_out)[dst]: one [N, D]×[D, 2H] matmul, then width-H gathers and sums."""
+    n, h = x.shape[0], k_in.shape[1]
+    p = x @ jnp.concatenate([k_in, k_out], axis=1)
+    w = w[:, None].astype(p.dtype)
+    incoming = jax.ops.segment_sum(w * p[senders, :h], receivers, num_segments=n)
+    outgoing = jax.ops.segment_sum(w * p[receivers, h:], senders, num_segments=n)
+    return incoming + outgoing
+
+
+# Messages that are linear in x, with their project-before-aggregate form (used by impl="fast").
+PROJECTED_MESSAGES = {"bidirectional_weighted_sum": _projected_bidirectional_weighted_sum}
+
+
+# ---------------------------------------------------------------------------------------------
+# Interaction network (DeZoort et al. 2021, "Charged particle tracking via edge-classifying
+# interaction networks"): 6,448 parameters at hidden 40 with 3 node and 4 edge features.
+
+
+class InteractionNetwork(nn.Module):
+    """Relational MLP on [x_s, x_r, e] -> edge messages; object MLP on [x, message(x, e)] -> x';
+    `n_iters` such rounds (own weights each); edge classifier on [x'_s, x'_r, e'] -> logits [E]."""
+
+    hidden: int = 40
+    n_iters: int = 1
+    message: str = "sum_incoming"
+    activation: str = "relu"
+    layer_norm: bool = False
+    relational_layers: int = 2    # hidden layers of the relational / classifier MLPs
+    object_layers: int = 2        # hidden layers of the object MLP
+    edge_out: int = 4             # width of the relational messages e'
+    node_out: int = 3             # width of the updated node features x'
+    compute_dtype: str = "float32"
+
+    @nn.compact
+    def __call__(self, graph: jraph.GraphsTuple, train: bool = False) -> jnp.ndarray:
+        del train
+        dtype = get_dtype(self.compute_dtype)
+        message = get_message(self.message)
+        s, r = graph.senders, graph.receivers
+        x = graph.nodes.astype(dtype)
+        e = None if graph.edges is None else graph.edges.astype(dtype)
+
+        def edge_parts(x, e):
+            return [(x, s), (x, r)] + ([] if e is None else [(e, None)])
+
+        for i in range(self.n_iters):
+            e = MLP([self.hidden] * self.relational_layers + [self.edge_out], self.activation,
+                    self.layer_norm, False, dtype, name=f"relational_{i}")(edge_parts(x, e))
+            m = message(x, e, s, r)
+            x = MLP([self.hidden] * self.object_layers + [self.node_out], self.activation,
+                    self.layer_norm, False, dtype, name=f"object_{i}")([(x, None), (m, None)])
+        logits = MLP([self.hidden] * self.relational_layers + [1], self.activation, self.layer_norm,
+                     False, dtype, name="classifier")(edge_parts(x, e))
+        return logits[:, 0].astype(jnp.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Configs.
+
+
+def default_model_config(name: str = "segment_classifier") -> ml_collections.ConfigDict:
+    """Default hyper-parameters of model `name` (a ConfigDict with a `name` key)."""
+    if name == "segment_classifier":
+        return ml_collections.ConfigDict(dict(
+            name=name, hidden=64, n_iters=8, message="bidirectional_weighted_sum",
+            activation="tanh", layer_norm=True, edge_layers=3, node_layers=4,
+            use_edge_features=False, impl="fast", compute_dtype="float32", remat=False))
+    if name == "interaction_network":
+        return ml_collections.ConfigDict(dict(
+            name=name, hidden=40, n_iters=1, message="sum_incoming", activation="relu",
+            layer_norm=False, relational_layers=2, object_layers=2, edge_out=4, node_out=3,
+            compute_dtype="float32"))
+    raise ConfigError(f"unknown model {name!r} (config key 'model.name'); "
+                      f"available: {', '.join(MODEL_NAMES)}")
+
+
+def build_model(model_config: ml_collections.ConfigDict | dict) -> nn.Module:
+    """The Flax module described by `model_config` (validated: unknown keys/names -> ConfigError)."""
+    cfg = dict(model_config)
+    name = cfg.get("name", "segment_classifier")
+    reference = default_model_config(name)
+    check_known_keys(ml_collections.ConfigDict(cfg), reference, where="model")
+    values = {**reference.to_dict(), **cfg}
+    del values["name"]
+    get_message(values["message"])
+    get_activation(values["activation"])
+    get_dtype(values["compute_dtype"])
+    for key in ("hidden", "n_iters"):
+        if not isinstance(values[key], int) or values[key] < (1 if key == "hidden" else 0):
+            raise ConfigError(f"config key 'model.{key}' must be a positive integer, got {values[key]!r}")
+    if name == "segment_classifier":
+        if values["impl"] not in IMPLS:
+            raise ConfigError(f"unknown model.impl {values['impl']!r}; available: {', '.join(IMPLS)}")
+        return SegmentClassifier(**values)
+    return InteractionNetwork(**values)
+
+
+def count_params(params) -> int:
+    """Total number of scalar parameters in a pytree."""
+    return int(sum(p.size for p in jax.tree_util.tree_leaves(params)))

@@ -1,0 +1,374 @@
+#!/usr/bin/env python
+"""gnntrack (JAX) vs plain PyTorch eager on the HEP.TrkX segment classifier, same machine, same run.
+
+    pip install -e ".[torch]"
+    python scripts/compare_pytorch.py                      # reference workload + scaling table
+    python scripts/compare_pytorch.py --no-scaling --repeats 5
+    python scripts/compare_pytorch.py --cpus 1      # 1 core, 1 thread each, timed by CPU time:
+                                                    # steady ratios even on a busy machine
+
+Reference workload (issue 6): hidden 64, 8 iterations, 3 node features, float32, one random graph
+of 20,000 nodes and 80,000 edges, Adam, weighted BCE. Each repeat times ours then PyTorch back to
+back (medians of --steps timed steps after --warmup), so the ratios compare like with like even
+on a busy machine; the table reports the median over repeats of each number and of each ratio.
+
+PyTorch side: the published model written plainly (torch.cat of gathered rows, index_add_
+scatter, nn.LayerNorm/nn.Tanh, torch.optim.Adam), loaded with *our* initial parameters; the
+script checks that both give the same logits before timing.
+
+FLOP floor: XLA's cost analysis gives the FLOPs of the *naive* (impl="reference") train step;
+every matmul of that step is then timed alone on its own shapes, giving this machine's matmul
+rate for the step; floor = naive FLOPs / that rate. "ours / floor" <= 1.5 is the issue's goal.
+
+Scaling: each size runs in a fresh subprocess (so peak RSS is per size); sizes above
+--remat-above edges (default: none) use remat=True. Measured with jax 0.10.2 on CPU, remat does
+not lower XLA's peak temp memory for this model (compiled memory_analysis), so it is off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+
+# ---------------------------------------------------------------------------------------------
+# PyTorch model (plain eager, as in the published HEP.TrkX sparse implementation).
+
+
+def build_torch_model(params, hidden, n_iters, in_dim=3):
+    import torch
+    from torch import nn
+
+    def mlp(in_features, sizes, final_activation):
+        layers = []
+        for i, size in enumerate(sizes):
+            layers.append(nn.Linear(in_features if i == 0 else sizes[i - 1], size))
+            if i < len(sizes) - 1 or final_activation:
+                layers += [nn.LayerNorm(size, eps=1e-6), nn.Tanh()]
+        return nn.Sequential(*layers)
+
+    class SegmentClassifier(nn.Module):
+        def __init__(self):
+            super().__init__()
+            d = in_dim + hidden
+            self.input_net = mlp(in_dim, [hidden], True)
+            self.edge_net = mlp(2 * d, [hidden] * 3 + [1], False)
+            self.node_net = mlp(3 * d, [hidden] * 4, True)
+
+        def edge(self, x, s, r):
+            return self.edge_net(torch.cat([x[s], x[r]], dim=1)).squeeze(-1)
+
+        def forward(self, raw, s, r):
+            x = torch.cat([self.input_net(raw), raw], dim=1)
+            for _ in range(n_iters):
+                x0 = x
+                w = torch.sigmoid(self.edge(x, s, r))[:, None]
+                m_in = torch.zeros_like(x).index_add_(0, r, w * x[s])
+                m_out = torch.zeros_like(x).index_add_(0, s, w * x[r])
+                x = self.node_net(torch.cat([m_in, m_out, x], dim=1))
+                x = torch.cat([x, raw], dim=1) + x0
+            return self.edge(x, s, r)
+
+    model = SegmentClassifier()
+    with torch.no_grad():  # copy our (flax) parameters: Dense kernel [in, out] = Linear.weight.T
+        for name, seq in (("input_net", model.input_net), ("edge_net", model.edge_net),
+                          ("node_net", model.node_net)):
+            dense = [m for m in seq if isinstance(m, nn.Linear)]
+            norms = [m for m in seq if isinstance(m, nn.LayerNorm)]
+            for i, lin in enumerate(dense):
+                lin.weight.copy_(torch.from_numpy(np.asarray(params[name][f"dense_{i}"]["kernel"]).T.copy()))
+                lin.bias.copy_(torch.from_numpy(np.array(params[name][f"dense_{i}"]["bias"])))
+            for i, ln in enumerate(norms):
+                ln.weight.copy_(torch.from_numpy(np.array(params[name][f"norm_{i}"]["scale"])))
+                ln.bias.copy_(torch.from_numpy(np.array(params[name][f"norm_{i}"]["bias"])))
+    return model
+
+
+def time_torch(params, graph, y, hidden, n_iters, steps, warmup, pos_weight=1.0):
+    import torch
+
+    if os.environ.get("OMP_NUM_THREADS"):
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    model = build_torch_model(params, hidden, n_iters)
+    raw = torch.from_numpy(np.array(graph.nodes))
+    s = torch.from_numpy(np.asarray(graph.senders).astype(np.int64))
+    r = torch.from_numpy(np.asarray(graph.receivers).astype(np.int64))
+    yt = torch.from_numpy(np.array(y))
+    weight = torch.where(yt > 0.5, pos_weight, 1.0)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with torch.no_grad():
+        logits0 = model(raw, s, r).numpy().copy()
+
+    def train():
+        opt.zero_grad(set_to_none=True)
+        logits = model(raw, s, r)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, yt, weight=weight)
+        loss.backward()
+        opt.step()
+        return loss
+
+    def infer():
+        with torch.no_grad():
+            return torch.sigmoid(model(raw, s, r))
+
+    return dict(train_ms=_median_ms(train, warmup, steps), infer_ms=_median_ms(infer, warmup, steps),
+                logits0=logits0, threads=torch.get_num_threads(), version=torch.__version__)
+
+
+CPU_TIME = False  # set by --cpus 1: time with process CPU time (robust on a shared machine)
+
+
+def _median_ms(call, warmup, steps):
+    import jax
+    clock = time.process_time if CPU_TIME else time.perf_counter
+    for _ in range(warmup):
+        jax.block_until_ready(call())
+    times = []
+    for _ in range(steps):
+        start = clock()
+        jax.block_until_ready(call())
+        times.append(1e3 * (clock() - start))
+    return statistics.median(times)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ours.
+
+
+def setup_ours(nodes, edges, hidden, n_iters, overrides, seed=0):
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from gnntrack.bench import make_infer_step, make_train_step, random_graph
+    from gnntrack.nn.models import SegmentClassifier
+
+    graph, y = random_graph(nodes, edges, 3, 0, seed)
+    model = SegmentClassifier(hidden=hidden, n_iters=n_iters, **overrides)
+    g, yy = jax.device_put((graph, y))
+    mask = jnp.ones_like(yy)
+    params = jax.jit(model.init)(jax.random.key(seed), g)["params"]
+    tx = optax.adam(1e-3)
+    return dict(model=model, graph=graph, y=y, g=g, yy=yy, mask=mask, params=params, tx=tx,
+                train_step=make_train_step(model, tx, donate=True), infer=make_infer_step(model))
+
+
+def time_ours(o, steps, warmup):
+    import jax
+    state = {"p": jax.tree_util.tree_map(lambda a: a.copy(), o["params"])}
+    state["o"] = o["tx"].init(state["p"])
+
+    def train():
+        state["p"], state["o"], loss = o["train_step"](state["p"], state["o"], o["g"], o["yy"], o["mask"])
+        return loss
+
+    return dict(train_ms=_median_ms(train, warmup, steps),
+                infer_ms=_median_ms(lambda: o["infer"](state["p"], o["g"]), warmup, steps))
+
+
+def flop_floor(nodes, edges, hidden, n_iters, overrides, repeats):
+    """FLOPs of the naive and our train step (XLA cost analysis) and the matmul floor."""
+    from gnntrack.bench import compiled_flops, make_loss_fn, matmul_floor
+
+    naive = setup_ours(nodes, edges, hidden, n_iters, {})
+    # XLA's cost analysis counts a loop body once, so count our FLOPs on the unchunked form
+    # (same arithmetic; the chunked form adds one recomputed edge/node-MLP forward per call).
+    ours = setup_ours(nodes, edges, hidden, n_iters, {**overrides, "chunk_size": 0, "remat": False})
+    out = {}
+    for key, o in (("naive", naive), ("ours", ours)):
+        opt_state = o["tx"].init(o["params"])
+        out[f"{key}_flops"] = compiled_flops(o["train_step"], o["params"], opt_state, o["g"], o["yy"], o["mask"])
+    loss_fn = make_loss_fn(naive["model"])
+    import jax
+    grad_fn = lambda p: jax.value_and_grad(loss_fn)(p, naive["g"], naive["yy"], naive["mask"], 1.0)  # noqa: E731
+    mm = matmul_floor(grad_fn, naive["params"], repeats=repeats, cpu_time=CPU_TIME)
+    out["matmul_gflops_per_s"] = mm["matmul_gflops_per_s"]
+    out["floor_ms"] = 1e3 * out["naive_flops"] / (mm["matmul_gflops_per_s"] * 1e9)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def compare(args):
+    import jax
+    overrides = json.loads(args.overrides)
+    o = setup_ours(args.nodes, args.edges, args.hidden, args.n_iters, overrides)
+    ours_logits = np.asarray(jax.jit(o["model"].apply)({"params": o["params"]}, o["g"]))
+    rows = []
+    torch_info = None
+    for rep in range(args.repeats):
+        row = {f"ours_{k}": v for k, v in time_ours(o, args.steps, args.warmup).items()}
+        if not args.skip_torch:
+            t = time_torch(o["params"], o["graph"], o["y"], args.hidden, args.n_iters, args.steps, args.warmup)
+            torch_info = t
+            row.update(torch_train_ms=t["train_ms"], torch_infer_ms=t["infer_ms"])
+            row["train_speedup"] = row["torch_train_ms"] / row["ours_train_ms"]
+            row["infer_speedup"] = row["torch_infer_ms"] / row["ours_infer_ms"]
+        rows.append(row)
+        print(f"  repeat {rep + 1}/{args.repeats}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items()),
+              flush=True)
+    summary = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+    if torch_info is not None:
+        summary["max_abs_logit_diff_vs_torch"] = float(np.abs(torch_info["logits0"] - ours_logits).max())
+        summary["torch_threads"] = torch_info["threads"]
+        summary["torch_version"] = torch_info["version"]
+    if not args.no_floor:
+        summary.update(flop_floor(args.nodes, args.edges, args.hidden, args.n_iters, overrides, args.floor_repeats))
+        summary["ours_over_floor"] = summary["ours_train_ms"] / summary["floor_ms"]
+        summary["ours_gflops_per_s"] = summary["ours_flops"] / summary["ours_train_ms"] / 1e6
+        summary["naive_equiv_gflops_per_s"] = summary["naive_flops"] / summary["ours_train_ms"] / 1e6
+    summary["ours_edges_per_s"] = args.edges / summary["ours_train_ms"] * 1e3
+    if "torch_train_ms" in summary:
+        summary["torch_edges_per_s"] = args.edges / summary["torch_train_ms"] * 1e3
+    summary.update(nodes=args.nodes, edges=args.edges, hidden=args.hidden, n_iters=args.n_iters,
+                   overrides=overrides, repeats=args.repeats, steps=args.steps,
+                   jax_version=jax.__version__, cpu_count=len(os.sched_getaffinity(0)),
+                   clock="process CPU time" if CPU_TIME else "wall-clock",
+                   device=jax.devices()[0].device_kind)
+    return summary
+
+
+def print_table(s):
+    def f(key, fmt="{:.1f}"):
+        return fmt.format(s[key]) if key in s else "n/a"
+    print(f"\nSegment classifier, hidden {s['hidden']}, {s['n_iters']} iterations, {s['nodes']:,} nodes, "
+          f"{s['edges']:,} edges, Adam + weighted BCE, float32; {s['cpu_count']} CPU cores; "
+          f"jax {s['jax_version']}, torch {s.get('torch_version', 'n/a')}; model options {s['overrides']}")
+    print(f"{s['clock']}; medians over {s['repeats']} repeats of (median of {s['steps']} steps), "
+          f"ours and PyTorch back to back\n")
+    print("| | ours (JAX) | PyTorch eager | PyTorch / ours |")
+    print("|---|---:|---:|---:|")
+    print(f"| train step (ms) | {f('ours_train_ms')} | {f('torch_train_ms')} | {f('train_speedup', '{:.2f}x')} |")
+    print(f"| inference (ms) | {f('ours_infer_ms')} | {f('torch_infer_ms')} | {f('infer_speedup', '{:.2f}x')} |")
+    print(f"| train edges/s | {f('ours_edges_per_s', '{:,.0f}')} | {f('torch_edges_per_s', '{:,.0f}')} | |")
+    print()
+    print("| FLOPs and floor | |")
+    print("|---|---:|")
+    print(f"| naive train-step FLOPs (XLA cost analysis) | {f('naive_flops', '{:.3g}')} |")
+    print(f"| our train-step FLOPs (same arithmetic, unchunked; remat adds one forward) | {f('ours_flops', '{:.3g}')} |")
+    print(f"| matmul rate on the naive step's shapes (GFLOP/s) | {f('matmul_gflops_per_s')} |")
+    print(f"| FLOP floor = naive FLOPs / matmul rate (ms) | {f('floor_ms')} |")
+    print(f"| ours / floor | {f('ours_over_floor', '{:.2f}')} |")
+    print(f"| achieved GFLOP/s (our FLOPs / our time) | {f('ours_gflops_per_s')} |")
+    print(f"| naive-equivalent GFLOP/s (naive FLOPs / our time) | {f('naive_equiv_gflops_per_s')} |")
+    if "max_abs_logit_diff_vs_torch" in s:
+        print(f"| max abs logit difference, ours vs PyTorch, same params | {s['max_abs_logit_diff_vs_torch']:.2e} |")
+
+
+def scaling(args):
+    sizes = [int(v) for v in args.scaling_edges.split(",")]
+    rows = []
+    for edges in sizes:
+        nodes = max(edges // 4, 8)
+        overrides = json.loads(args.overrides)
+        if edges > args.remat_above:
+            overrides["remat"] = True
+        cmd = [sys.executable, __file__, "--child", "--nodes", str(nodes), "--edges", str(edges),
+               "--hidden", str(args.hidden), "--n-iters", str(args.n_iters),
+               "--steps", str(args.scaling_steps), "--warmup", "1", "--overrides", json.dumps(overrides)]
+        if args.cpus:
+            cmd += ["--cpus", str(args.cpus)] + (["--wall"] if args.wall else [])
+        if edges > args.torch_max_edges or args.skip_torch:
+            cmd.append("--skip-torch")
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        if out.returncode != 0:
+            print(f"  {edges:>9,} edges: FAILED\n{out.stderr[-2000:]}")
+            continue
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append(row)
+        print(f"  {edges:>9,} edges: ours {row['ours_train_ms']:.1f} ms"
+              + (f", torch {row['torch_train_ms']:.1f} ms" if "torch_train_ms" in row else "")
+              + f", peak RSS {row['peak_rss_gb']:.2f} GB", flush=True)
+    if not rows:
+        return rows
+    base = rows[0]
+    print("\n| edges | nodes | remat | ours train (ms) | µs / edge | time ÷ linear from smallest | ours infer (ms) "
+          "| PyTorch train (ms) | peak RSS (GB) |")
+    print("|---:|---:|:-:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        linear = base["ours_train_ms"] * r["edges"] / base["edges"]
+        print(f"| {r['edges']:,} | {r['nodes']:,} | {'yes' if r['overrides'].get('remat') else 'no'} "
+              f"| {r['ours_train_ms']:.1f} | {1e3 * r['ours_train_ms'] / r['edges']:.2f} "
+              f"| {r['ours_train_ms'] / linear:.2f} | {r['ours_infer_ms']:.1f} "
+              f"| {r['torch_train_ms']:.1f} | " if "torch_train_ms" in r else
+              f"| {r['edges']:,} | {r['nodes']:,} | {'yes' if r['overrides'].get('remat') else 'no'} "
+              f"| {r['ours_train_ms']:.1f} | {1e3 * r['ours_train_ms'] / r['edges']:.2f} "
+              f"| {r['ours_train_ms'] / linear:.2f} | {r['ours_infer_ms']:.1f} | n/a | ", end="")
+        print(f"{r['peak_rss_gb']:.2f} |")
+    return rows
+
+
+def pin_cpus(n):
+    """Restricts this process to n CPUs and n compute threads; must run before jax/torch import."""
+    cpus = sorted(os.sched_getaffinity(0))[:n]
+    os.sched_setaffinity(0, cpus)
+    flags = os.environ.get("XLA_FLAGS", "")
+    if n == 1 and "xla_cpu_multi_thread_eigen" not in flags:
+        flags += " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    os.environ["XLA_FLAGS"] = flags.strip()
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    os.environ["MKL_NUM_THREADS"] = str(n)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--nodes", type=int, default=20_000)
+    p.add_argument("--edges", type=int, default=80_000)
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--n-iters", type=int, default=8)
+    p.add_argument("--steps", type=int, default=5, help="timed steps per repeat (median)")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3, help="ours-then-PyTorch rounds")
+    p.add_argument("--overrides", default='{"impl": "fast"}', help="JSON SegmentClassifier options for ours")
+    p.add_argument("--skip-torch", action="store_true")
+    p.add_argument("--no-floor", action="store_true")
+    p.add_argument("--floor-repeats", type=int, default=5)
+    p.add_argument("--no-scaling", action="store_true")
+    p.add_argument("--scaling-edges", default="10000,30000,100000,300000,1000000")
+    p.add_argument("--scaling-steps", type=int, default=3)
+    p.add_argument("--remat-above", type=int, default=10 ** 12)
+    p.add_argument("--torch-max-edges", type=int, default=300_000,
+                   help="PyTorch eager needs ~30 GB at 1M edges; skip it above this size")
+    p.add_argument("--cpus", type=int, default=0,
+                   help="pin this process (and children) to the first N CPUs and use N threads in "
+                        "both XLA and PyTorch (0 = all). --cpus 1 gives stable ratios on a busy machine")
+    p.add_argument("--wall", action="store_true", help="with --cpus 1: wall-clock instead of CPU time")
+    p.add_argument("--json", default=None, help="also write all results to this JSON file")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.cpus:
+        pin_cpus(args.cpus)
+    global CPU_TIME
+    CPU_TIME = args.cpus == 1 and not args.wall
+
+    if args.child:  # one scaling point: print one JSON line with peak RSS
+        args.repeats, args.no_floor = 1, True
+        s = compare(args)
+        s["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
+        print(json.dumps(s))
+        return 0
+
+    print("reference workload:", flush=True)
+    summary = compare(args)
+    print_table(summary)
+    result = {"reference": summary}
+    if not args.no_scaling:
+        print("\nscaling (fresh process per size):", flush=True)
+        result["scaling"] = scaling(args)
+    if args.json:
+        with open(args.json + ".tmp", "w") as fh:
+            json.dump(result, fh, indent=1, default=str)
+        os.replace(args.json + ".tmp", args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
