@@ -1,0 +1,12 @@
+"""The quickstart: HEP.TrkX segment classifier on simulated barrel, pT > 1 GeV graphs.
+
+`gnntrack quickstart` runs exactly this config; `gnntrack train --config experiments/quickstart.py
+--workdir RUN` does the same without the report. The values live in
+`gnntrack.commands.quickstart.quickstart_config` so the installed package carries them.
+"""
+
+from gnntrack.commands.quickstart import quickstart_config
+
+
+def get_config():
+    return quickstart_config()

@@ -1,0 +1,36 @@
+"""`gnntrack train --config experiments/X.py --workdir RUN [--resume] [--config.a.b=v ...]`."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "train an edge classifier from an experiment config into a run directory (resumable)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from gnntrack.cli import add_config_arguments
+
+    add_config_arguments(parser)
+    parser.epilog = ("any config key can be overridden: --config.a.b=value, e.g. "
+                     "--config.optimizer.lr=1e-3 --config.train.steps=500")
+    parser.add_argument("--workdir", required=True, help="run directory (config, metrics, checkpoints)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--resume", dest="resume", action="store_true", default=True,
+                       help="continue from the last checkpoint in --workdir if there is one (default)")
+    group.add_argument("--restart", dest="resume", action="store_false",
+                       help="ignore existing checkpoints in --workdir and start from step 0")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from gnntrack.config import load_config
+    from gnntrack.train.loop import train_and_evaluate
+    from gnntrack.train.evaluation import print_summary
+
+    config = load_config(args.config, args.overrides)
+    if args.no_progress:
+        with config.unlocked():
+            config.train.progress = False
+    result = train_and_evaluate(config, args.workdir, resume=args.resume)
+    print_summary(result, title=f"gnntrack train: {args.workdir}")
+    return 0

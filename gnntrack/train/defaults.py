@@ -1,0 +1,152 @@
+"""The full experiment config: `default_config()` and its validation.
+
+An experiment file starts from `default_config()` and changes what it needs:
+
+    def get_config():
+        config = default_config()
+        config.graph.selection = "barrel"
+        config.train.steps = 2000
+        return config
+
+Groups (each owned by the module that consumes it):
+  seed: model initialisation and data order (one integer drives both).
+  data: where graphs come from (see below).
+  graph: `gnntrack.graphs.config.default_graph_config()`.
+  model: `gnntrack.nn.models.default_model_config(name)` (keys depend on `model.name`).
+  optimizer, loss, batching, parallel: the training core's `default_*_config()`.
+  train: run length, logging, evaluation and checkpoint cadence.
+  eval: thresholds and full-event evaluation.
+
+data keys:
+  source: 'simulate' (events from gnntrack.detector.simulate, cached), 'events' (TrackML event
+    directory), or 'graphs' (a directory of graph files written by `gnntrack build-graphs`).
+  input_dir: the events/graphs directory for 'events'/'graphs' (split by event id, sorted).
+  n_train, n_val, n_test: events per split (for 'events'/'graphs': taken in event-id order;
+    n_test = -1 takes every remaining event).
+  seed: simulation seed (events are a deterministic function of it and `simulation`).
+  simulation: `gnntrack.detector.simulate.default_simulation_config()` ('simulate' only).
+  cache_dir: where simulated events and built graphs are cached ('' = `<workdir>/data`);
+    entries are keyed by a hash of everything that determines them and reused when present.
+  workers: processes for graph building.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from gnntrack.config import check_known_keys
+from gnntrack.errors import ConfigError
+
+DATA_SOURCES = ("simulate", "events", "graphs")
+# Keys that may change between an interrupted run and its resumption (they do not change the
+# numbers of the steps already taken).
+RESUME_MUTABLE_KEYS = (
+    "train.steps", "train.epochs", "train.log_every", "train.eval_every", "train.checkpoint_every",
+    "train.keep_checkpoints", "train.progress", "train.tensorboard", "data.workers", "data.cache_dir",
+    "eval.thresholds", "eval.full_events", "eval.max_graphs",
+)
+
+
+def default_data_config() -> ml_collections.ConfigDict:
+    from gnntrack.detector.simulate import default_simulation_config
+
+    return ml_collections.ConfigDict(dict(
+        source="simulate", input_dir="", n_train=16, n_val=4, n_test=4, seed=1,
+        simulation=default_simulation_config(), cache_dir="", workers=1))
+
+
+def default_train_config() -> ml_collections.ConfigDict:
+    """Run length and cadence (all in optimizer steps)."""
+    return ml_collections.ConfigDict(dict(
+        steps=1000,          # total optimizer steps; 0 -> use `epochs`
+        epochs=0,            # passes over the training graphs (used when steps == 0)
+        log_every=10,        # metrics.jsonl / TensorBoard train record cadence
+        eval_every=200,      # validation cadence (0 = only at the end)
+        checkpoint_every=200,  # checkpoint cadence (0 = only at evaluations and the end)
+        keep_checkpoints=3,  # most recent checkpoints kept (plus the best one)
+        best_metric="val_f1",  # metrics.jsonl validation key ranking the best checkpoint
+        best_mode="max",
+        progress=True,       # tqdm progress bar on stderr
+        tensorboard=True,
+    ))
+
+
+def default_eval_config() -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict(dict(
+        thresholds=(0.5,),   # edge-score thresholds reported besides 0.5
+        full_events=True,    # at the end, also evaluate the test events as whole (unsectioned) graphs
+        max_graphs=0,        # cap on validation graphs per evaluation (0 = all)
+    ))
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """Every key an experiment may set, with its default value."""
+    from gnntrack.graphs.batching import default_batching_config
+    from gnntrack.graphs.config import default_graph_config
+    from gnntrack.nn.models import default_model_config
+    from gnntrack.train.losses import default_loss_config
+    from gnntrack.train.optim import default_optimizer_config
+    from gnntrack.train.parallel import default_parallel_config
+
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+    config.data = default_data_config()
+    config.graph = default_graph_config()
+    config.model = default_model_config("segment_classifier")
+    config.optimizer = default_optimizer_config()
+    config.loss = default_loss_config()
+    config.batching = default_batching_config()
+    config.parallel = default_parallel_config()
+    config.train = default_train_config()
+    config.eval = default_eval_config()
+    return config
+
+
+def reference_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The defaults matching `config`'s choices (e.g. the model defaults of its `model.name`)."""
+    from gnntrack.nn.models import default_model_config
+
+    reference = default_config()
+    name = config.get("model", {}).get("name", "segment_classifier")
+    reference.model = default_model_config(name)
+    return reference
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+    """Raises ConfigError for unknown keys (any depth) or invalid run settings."""
+    check_known_keys(config, reference_config(config))
+    data, train = config.data, config.train
+    if data.source not in DATA_SOURCES:
+        raise ConfigError(f"config key 'data.source' must be one of {', '.join(DATA_SOURCES)}, "
+                          f"got {data.source!r}")
+    if data.source != "simulate" and not data.input_dir:
+        raise ConfigError(f"config key 'data.input_dir' must name a directory when data.source is "
+                          f"{data.source!r}")
+    if data.n_train < 1:
+        raise ConfigError(f"config key 'data.n_train' must be >= 1, got {data.n_train}")
+    if data.n_val < 0:
+        raise ConfigError(f"config key 'data.n_val' must be >= 0, got {data.n_val}")
+    if train.steps < 0 or train.epochs < 0 or (train.steps == 0 and train.epochs == 0):
+        raise ConfigError("set config key 'train.steps' (> 0) or 'train.epochs' (> 0)")
+    for key in ("log_every", "eval_every", "checkpoint_every"):
+        if train[key] < 0:
+            raise ConfigError(f"config key 'train.{key}' must be >= 0, got {train[key]}")
+    if train.log_every == 0:
+        raise ConfigError("config key 'train.log_every' must be >= 1")
+    if train.keep_checkpoints < 1:
+        raise ConfigError(f"config key 'train.keep_checkpoints' must be >= 1, got {train.keep_checkpoints}")
+    if train.best_mode not in ("max", "min"):
+        raise ConfigError(f"config key 'train.best_mode' must be 'max' or 'min', got {train.best_mode!r}")
+    if train.best_metric and not train.best_metric.startswith("val_"):
+        raise ConfigError(f"config key 'train.best_metric' must be a validation key like 'val_f1', "
+                          f"got {train.best_metric!r}")
+    for t in config.eval.thresholds:
+        if not 0.0 <= float(t) <= 1.0:
+            raise ConfigError(f"config key 'eval.thresholds' must hold values in [0, 1], got {t!r}")
+    from gnntrack.graphs.config import validate_graph_config
+
+    validate_graph_config(config.graph)
+    if data.source == "simulate":
+        from gnntrack.detector.simulate import validate_simulation_config
+
+        validate_simulation_config(data.simulation, where="data.simulation")

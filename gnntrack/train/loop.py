@@ -1,0 +1,411 @@
+"""The training run: data -> jit steps -> logs, evaluations, checkpoints -> result.
+
+    result = train_and_evaluate(config, "runs/quickstart")
+
+Run directory layout:
+  config.json        the resolved experiment config (overrides applied)
+  metrics.jsonl      train / validation / test records (see gnntrack.train.writers)
+  tensorboard/       TensorBoard event files
+  checkpoints/<step> orbax checkpoints: the `train.keep_checkpoints` latest + the best
+  result.json        the returned result dict
+  test_scores.npz    edge scores and labels of the held-out test events (scores, labels,
+                     graph_offsets [G+1], event_id [G], section [G]); test_full_scores.npz for
+                     whole events when the graphs are sectioned
+  data/              cached simulated events and graphs (unless data.cache_dir points elsewhere)
+
+Resuming: calling again with the same workdir (resume=True) restores the latest checkpoint,
+including the data-order position and the bucket ladder, and continues; the parameters after N
+steps are bitwise identical (on CPU) to those of an uninterrupted N-step run, because the batch
+order is a pure function of (seed, epoch, step) and the step function is deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import ml_collections
+import numpy as np
+
+from gnntrack.config import CONFIG_FILE_NAME, config_to_dict, save_config
+from gnntrack.errors import ConfigError, GnnTrackError
+from gnntrack.io.atomic import atomic_path, write_json_atomic
+from gnntrack.train.checkpoint import CHECKPOINT_DIR_NAME, Checkpointer
+from gnntrack.train.defaults import RESUME_MUTABLE_KEYS, validate_config
+
+RESULT_FILE_NAME = "result.json"
+ReportFn = Callable[[int, dict], bool]
+
+
+# ---------------------------------------------------------------------------------------------
+# Small pure helpers
+# ---------------------------------------------------------------------------------------------
+
+def flatten_config(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """{'a.b.c': value} for a nested dict."""
+    out = {}
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            out.update(flatten_config(v, f"{prefix}{k}."))
+    else:
+        out[prefix[:-1]] = tree
+    return out
+
+
+def config_differences(old: dict, new: dict, ignore=RESUME_MUTABLE_KEYS) -> list[str]:
+    """Dotted keys whose values differ between two plain config dicts (minus `ignore`)."""
+    a, b = flatten_config(old), flatten_config(new)
+    keys = sorted(set(a) | set(b))
+    return [k for k in keys if a.get(k) != b.get(k) and not any(k == i or k.startswith(i + ".") for i in ignore)]
+
+
+def total_train_steps(train_config: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
+    return int(train_config.steps) if train_config.steps else int(train_config.epochs) * steps_per_epoch
+
+
+def _is_due(step: int, every: int, last: int) -> bool:
+    return step == last or (every > 0 and step % every == 0)
+
+
+def _finite(x: float) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+class _Window:
+    """Train metrics accumulated between two log records (device arrays fetched lazily)."""
+
+    def __init__(self):
+        self.pending: list[tuple[int, Any]] = []
+        self.real_edges = self.padded_edges = self.graphs = 0
+        self.start = time.perf_counter()
+
+    def add(self, step: int, metrics: Any, batch) -> None:
+        self.pending.append((step, metrics))
+        d, _, e_pad, _ = batch.shape
+        self.real_edges += int(batch.n_real_edges.sum())
+        self.padded_edges += d * e_pad
+        self.graphs += int(batch.n_graphs)
+
+    def fetch(self) -> list[tuple[int, dict]]:
+        """Host floats per step; raises GnnTrackError at the first non-finite loss."""
+        import jax
+
+        host = jax.device_get([m for _, m in self.pending])
+        rows = [(s, {k: float(np.asarray(v)) for k, v in m.items()}) for (s, _), m in zip(self.pending, host)]
+        for step, m in rows:
+            if not math.isfinite(m["loss"]):
+                raise _NonFinite(step, m["loss"])
+        return rows
+
+
+class _NonFinite(Exception):
+    def __init__(self, step: int, value: float, what: str = "loss"):
+        super().__init__(step, value)
+        self.step, self.value, self.what = step, value, what
+
+
+def _host_tree(tree: Any) -> Any:
+    import jax
+
+    return jax.device_get(tree)
+
+
+def _all_finite(tree: Any) -> bool:
+    import jax
+
+    return all(bool(np.isfinite(np.asarray(x)).all()) for x in jax.tree_util.tree_leaves(tree)
+               if np.issubdtype(np.asarray(x).dtype, np.floating))
+
+
+def _write_scores(path: Path, scores: list[np.ndarray], graphs) -> None:
+    """Edge scores + labels of evaluated graphs, concatenated, with per-graph offsets."""
+    offsets = np.concatenate([[0], np.cumsum([len(s) for s in scores])]).astype(np.int64)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(
+                f, scores=np.concatenate(scores) if scores else np.zeros(0, np.float32),
+                labels=np.concatenate([np.asarray(g.y, np.float32) for g in graphs]) if graphs else np.zeros(0),
+                graph_offsets=offsets, event_id=np.array([g.event_id for g in graphs], np.int64),
+                section=np.array([g.section for g in graphs], np.int64))
+
+
+def load_scores(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Reads a test_scores.npz written by a run."""
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------
+
+def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A validated, unlocked copy of `config` (unknown keys -> ConfigError)."""
+    config = ml_collections.ConfigDict(config.to_dict())
+    validate_config(config)
+    return config
+
+
+def _check_resume_compatible(workdir: Path, config: ml_collections.ConfigDict) -> None:
+    path = workdir / CONFIG_FILE_NAME
+    if not path.exists():
+        return
+    old = json.loads(path.read_text())
+    diff = config_differences(old, config_to_dict(config))
+    if diff:
+        raise ConfigError(
+            f"{workdir} holds checkpoints of a run with a different config (keys {', '.join(diff[:8])}"
+            f"{' ...' if len(diff) > 8 else ''}); resume it with the same config, start over with "
+            f"--restart (gnntrack train) / resume=False, or use another --workdir")
+
+
+def _clear_previous_outputs(workdir: Path) -> None:
+    """A fresh start in a used workdir: drop outputs of the earlier run (not the data cache)."""
+    import shutil
+
+    from gnntrack.train.writers import TENSORBOARD_DIR_NAME
+
+    shutil.rmtree(workdir / TENSORBOARD_DIR_NAME, ignore_errors=True)
+    for name in (RESULT_FILE_NAME, "test_scores.npz", "test_full_scores.npz"):
+        (workdir / name).unlink(missing_ok=True)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
+                       report_fn: ReportFn | None = None, resume: bool = True,
+                       stop_after_steps: int | None = None) -> dict[str, Any]:
+    """Trains and evaluates as `config` says, writing the run directory `workdir`.
+
+    Args:
+      config: a full experiment config (`gnntrack.train.defaults.default_config()` plus changes).
+      workdir: the run directory (created if needed).
+      report_fn: called after every validation as report_fn(step, val_metrics) with the flat
+        `val_*` dict; returning True stops the run early (pruning / early stopping). The stop is
+        recorded as result['stopped_early'] = True, after a checkpoint at that step.
+      resume: continue from the latest checkpoint in `workdir` if there is one (same data order).
+        With False, earlier checkpoints and metrics of `workdir` are discarded.
+      stop_after_steps: leave after this many steps of THIS call without the final checkpoint
+        or evaluation, as if the process were killed (testing resume); result['interrupted'].
+
+    Returns:
+      dict with: steps (optimizer steps done), total_steps, seconds (wall time of this call),
+      train_seconds, best_step, best_value, best_metric, stopped_early, interrupted, resumed_from,
+      n_devices, n_params, utilisation, n_compiled_shapes, final train loss (`loss`), the last
+      validation metrics (`val_*`), and the held-out test metrics (`test_*`, and `test_full_*`
+      on unsectioned events) when the run completed.
+
+    Raises:
+      ConfigError for bad configs (also: resuming a workdir trained with a different config),
+      InputError for missing/invalid data, GnnTrackError when the loss becomes NaN/inf (the
+      checkpoints written before stay; none is written after the last finite-loss check).
+    """
+    import jax
+    from tqdm import tqdm
+
+    from gnntrack.graphs.batching import BucketLadder, PaddingStats, batch_iterator, make_ladder, steps_per_epoch
+    from gnntrack.nn.models import build_model
+    from gnntrack.train.data import prepare_data
+    from gnntrack.train.evaluation import edge_summary, predict_edge_scores
+    from gnntrack.train.losses import resolve_loss_config
+    from gnntrack.train.optim import make_optimizer
+    from gnntrack.train.parallel import DataParallel
+    from gnntrack.train.state import device_slice, init_train_state, param_count
+    from gnntrack.train.step import make_eval_step, make_train_step
+    from gnntrack.train.writers import MetricWriter
+
+    t_start = time.perf_counter()
+    config = resolve_config(config)
+    tc = config.train
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = workdir / CHECKPOINT_DIR_NAME
+    if not resume and ckpt_dir.exists():
+        import shutil
+
+        shutil.rmtree(ckpt_dir)
+    checkpointer = Checkpointer(ckpt_dir, keep=int(tc.keep_checkpoints), best_metric=tc.best_metric or None,
+                                best_mode=tc.best_mode)
+    latest = checkpointer.latest_step() if resume else None
+    if latest is not None:
+        _check_resume_compatible(workdir, config)
+    else:
+        _clear_previous_outputs(workdir)
+    save_config(config, workdir)
+
+    # --- data, model, optimizer --------------------------------------------------------------
+    splits = prepare_data(config, workdir, progress=bool(tc.progress))
+    train_graphs = splits.train
+    dp = DataParallel(config.parallel)
+    n_dev = dp.n_devices
+    batching = config.batching
+    per_epoch = steps_per_epoch(len(train_graphs), batching)
+    if per_epoch < 1:
+        raise ConfigError(f"{len(train_graphs)} training graphs give no full step of "
+                          f"batching.graphs_per_step={batching.graphs_per_step}; lower it or add events")
+    total = total_train_steps(tc, per_epoch)
+    loss_cfg = resolve_loss_config(config.loss, (g.y for g in train_graphs))
+    model = build_model(config.model)
+    tx, lr_fn = make_optimizer(config.optimizer, global_batch_size=int(batching.graphs_per_step),
+                               total_steps=total)
+    seed = int(config.seed)
+
+    ladder = make_ladder(train_graphs, batching, n_dev, seed=seed)
+    example = next(batch_iterator(train_graphs, batching, n_dev, ladder=ladder, seed=seed, epoch=0))
+    # one jit-compiled init instead of op-by-op dispatch (seconds on a CPU)
+    host_state = _host_tree(jax.jit(lambda g: init_train_state(model, tx, g, seed=seed))(
+        device_slice(example.graph)))
+    n_params = param_count(host_state.params)
+    start_step = 0
+    best = {"step": None, "value": None}
+    if latest is not None:
+        # the ladder lives in the checkpoint: a resumed run must pad exactly as before
+        host_state, meta = checkpointer.restore(latest, target=host_state)
+        start_step = int(meta["step"])
+        ladder = BucketLadder.from_dict(meta["ladder"])
+        best = meta.get("best", best)
+    state = dp.put_state(host_state)
+    del host_state
+
+    p_train = dp.train_step(make_train_step(model, tx, loss_cfg, dp.axis_name, lr_fn=lr_fn))
+    p_eval = dp.eval_step(make_eval_step(model, loss_cfg))
+    writer = MetricWriter(workdir, tensorboard=bool(tc.tensorboard),
+                          resume_step=start_step if latest is not None else None)
+    stats = PaddingStats()
+    eval_ladders: dict[str, Any] = {}
+    thresholds = tuple(float(t) for t in config.eval.thresholds)
+
+    def score_fn(batch):
+        out = p_eval(state, batch)
+        return np.asarray(out["scores"]), np.asarray(out["loss_sum"])
+
+    def evaluate(name: str, graphs, prefix: str, step: int) -> tuple[dict, list[np.ndarray]]:
+        t0 = time.perf_counter()
+        if name not in eval_ladders:
+            from gnntrack.train.evaluation import eval_batching_config
+
+            eval_ladders[name] = make_ladder(graphs, eval_batching_config(batching, len(graphs)), n_dev)
+        scores, loss = predict_edge_scores(score_fn, graphs, batching, n_dev, ladder=eval_ladders[name])
+        metrics = edge_summary(scores, graphs, thresholds=thresholds, prefix=prefix, loss=loss)
+        metrics["eval_s"] = time.perf_counter() - t0
+        writer.write({"step": step, **metrics})
+        return metrics, scores
+
+    def save_checkpoint(step: int, val: dict | None) -> None:
+        nonlocal best
+        if val is not None and tc.best_metric:
+            value = val.get(tc.best_metric)
+            if value is None:
+                raise ConfigError(f"train.best_metric={tc.best_metric!r} is not a validation metric; "
+                                  f"known: {', '.join(k for k in val if not isinstance(val[k], dict))}")
+            # ties go to the later step, as orbax's BestN retention does
+            better = (best["value"] is None or (value >= best["value"] if tc.best_mode == "max"
+                                                else value <= best["value"]))
+            if _finite(value) and better:
+                best = {"step": step, "value": float(value)}
+        host = _host_tree(dp.get_state(state))
+        if not _all_finite(host.params):
+            raise _NonFinite(step, float("nan"), what="parameters")
+        meta_out = {"step": step, "epoch": step // per_epoch, "ladder": ladder.to_dict(), "best": best,
+                    "n_devices": n_dev}
+        checkpointer.save(step, host, meta_out, val)
+
+    val_graphs = splits.val[: int(config.eval.max_graphs)] if config.eval.max_graphs else splits.val
+    window = _Window()
+    last_val: dict = {}
+    last_loss = float("nan")
+    stopped_early = interrupted = False
+    steps_this_call = 0
+    train_t0 = time.perf_counter()
+    bar = tqdm(total=total, initial=start_step, desc="train", unit="step", disable=not tc.progress,
+               dynamic_ncols=True)
+    step = start_step
+    try:
+        while step < total:
+            epoch, pos = divmod(step, per_epoch)
+            for batch in batch_iterator(train_graphs, batching, n_dev, ladder=ladder, seed=seed,
+                                        epoch=epoch, start_step=pos):
+                state, metrics = p_train(state, batch)
+                step += 1
+                steps_this_call += 1
+                stats.update(batch)
+                window.add(step, metrics, batch)
+                bar.update()
+                if stop_after_steps is not None and steps_this_call >= stop_after_steps and step < total:
+                    interrupted = True
+                    break
+                do_eval = _is_due(step, int(tc.eval_every), total) and len(val_graphs) > 0
+                do_ckpt = do_eval or _is_due(step, int(tc.checkpoint_every), total)
+                if _is_due(step, int(tc.log_every), total) or do_ckpt:
+                    rows = window.fetch()  # raises _NonFinite before any checkpoint of a bad state
+                    elapsed = max(time.perf_counter() - window.start, 1e-9)
+                    losses = [m["loss"] for _, m in rows]
+                    last = rows[-1][1]
+                    last_loss = last["loss"]
+                    writer.write({
+                        "step": step, "epoch": epoch, "loss": float(np.mean(losses)),
+                        "loss_min": float(np.min(losses)), "loss_max": float(np.max(losses)),
+                        "lr": last["lr"], "grad_norm": last["grad_norm"],
+                        "grad_norm_sq_local": last["grad_norm_sq_local"],
+                        "grad_norm_sq_global": last["grad_norm_sq_global"],
+                        "B_small": last["B_small"], "B_big": last["B_big"],
+                        "utilisation": window.real_edges / max(window.padded_edges, 1),
+                        "n_compiled_shapes": len(stats.shapes),
+                        "edges_per_s": window.real_edges / elapsed, "graphs_per_s": window.graphs / elapsed,
+                        "steps_per_s": len(rows) / elapsed, "wall_s": time.perf_counter() - t_start,
+                    })
+                    bar.set_postfix(loss=f"{last_loss:.4f}", refresh=False)
+                    window = _Window()
+                val = None
+                if do_eval:
+                    val, _ = evaluate("val", val_graphs, "val_", step)
+                    last_val = val
+                    bar.set_postfix(loss=f"{last_loss:.4f}", val_f1=f"{val['val_f1']:.4f}", refresh=False)
+                if do_ckpt:
+                    save_checkpoint(step, val)
+                if val is not None and report_fn is not None and report_fn(step, val):
+                    stopped_early = True
+                    break
+                if step >= total:
+                    break
+            if stopped_early or interrupted:
+                break
+    except _NonFinite as bad:
+        checkpointer.wait()
+        good = checkpointer.latest_step()
+        raise GnnTrackError(
+            f"training stopped: non-finite {bad.what}"
+            + (f" ({bad.value})" if bad.what == "loss" else "") + f" at step {bad.step} of {total}. "
+            + (f"The last good checkpoint (step {good}) is kept in {ckpt_dir}. " if good is not None
+               else "No checkpoint had been written yet. ")
+            + "Lower optimizer.lr, set optimizer.clip_grad_norm, or check the input features.") from None
+    finally:
+        bar.close()
+        checkpointer.wait()
+    train_seconds = time.perf_counter() - train_t0
+
+    result: dict[str, Any] = {
+        "steps": step, "total_steps": total, "resumed_from": latest, "stopped_early": stopped_early,
+        "interrupted": interrupted, "n_devices": n_dev, "n_params": n_params,
+        "n_train_graphs": len(train_graphs), "n_val_graphs": len(val_graphs),
+        "utilisation": stats.edge_utilisation if stats.n_batches else None,
+        "n_compiled_shapes": len(stats.shapes), "loss": last_loss, "loss_weights": [
+            float(loss_cfg.weight_true), float(loss_cfg.weight_fake)],
+        "best_metric": tc.best_metric, **{k: v for k, v in last_val.items() if not isinstance(v, dict)},
+    }
+    if not interrupted:
+        for name, graphs, prefix in (("test", splits.test, "test_"), ("test_full", splits.test_full, "test_full_")):
+            if graphs:
+                metrics, scores = evaluate(name, graphs, prefix, step)
+                result.update({k: v for k, v in metrics.items() if not isinstance(v, dict)})
+                result[f"{prefix}thresholds"] = metrics[f"{prefix}thresholds"]
+                _write_scores(workdir / f"{name}_scores.npz", scores, graphs)
+    checkpointer.close()
+    writer.close()
+    result.update(best_step=best["step"], best_value=best["value"], train_seconds=train_seconds,
+                  seconds=time.perf_counter() - t_start, data=splits.info)
+    if not interrupted:
+        write_json_atomic(workdir / RESULT_FILE_NAME, result)
+    return result

@@ -1,0 +1,19 @@
+"""Shared fixtures of the training tests."""
+
+import jax
+import pytest
+
+
+@pytest.fixture
+def compilation_cache(tmp_path_factory):
+    """Runs with the same model compile the same steps: share them through JAX's persistent cache
+    (per xdist worker: the base temp dir is the worker's)."""
+    keys = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+            "jax_persistent_cache_min_entry_size_bytes")
+    old = {k: jax.config.values[k] for k in keys}
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.getbasetemp() / "jax-cache"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    yield
+    for k, v in old.items():
+        jax.config.update(k, v)

@@ -1,0 +1,50 @@
+"""`gnntrack train` errors at the edge: bad config keys and missing data directories."""
+
+from pathlib import Path
+
+from gnntrack.cli import main
+
+SMOKE = Path(__file__).resolve().parents[2] / "experiments" / "smoke.py"
+
+
+def test_unknown_override_key_is_one_clear_error(tmp_path, capsys):
+    code = main(["train", "--config", str(SMOKE), "--workdir", str(tmp_path / "run"),
+                 "--config.train.stepz=3"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "unknown config key 'train.stepz'" in err and "'steps'" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "run").exists()  # rejected before anything is written
+
+
+def test_unknown_key_in_experiment_file(tmp_path, capsys):
+    experiment = tmp_path / "bad.py"
+    experiment.write_text(
+        "from gnntrack.train.defaults import default_config\n"
+        "def get_config():\n"
+        "    config = default_config()\n"
+        "    config.optimizer.learning_rate = 1e-3\n"
+        "    return config\n")
+    code = main(["train", "--config", str(experiment), "--workdir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "unknown config key 'config.optimizer.learning_rate'" in err
+
+
+def test_missing_data_directory(tmp_path, capsys):
+    missing = tmp_path / "no_such_graphs"
+    code = main(["train", "--config", str(SMOKE), "--workdir", str(tmp_path / "run"),
+                 "--config.data.source=graphs", f"--config.data.input_dir={missing}"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"data directory not found: {missing}" in err and "data.input_dir" in err
+
+
+def test_empty_data_directory_for_events(tmp_path, capsys):
+    empty = tmp_path / "events"
+    empty.mkdir()
+    code = main(["train", "--config", str(SMOKE), "--workdir", str(tmp_path / "run"),
+                 "--config.data.source=events", f"--config.data.input_dir={empty}"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "no events" in err and str(empty) in err
