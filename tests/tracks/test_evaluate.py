@@ -1,0 +1,123 @@
+"""`gnntrack evaluate` and `gnntrack score` end to end on a tiny run (untrained model, 2 small
+simulated events): report files, metrics.json keys, consistency between the pieces."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gnntrack.cli import main
+from gnntrack.errors import InputError
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    import optax
+
+    from gnntrack.config import save_config
+    from gnntrack.detector.simulate import default_simulation_config, simulate_events
+    from gnntrack.graphs.batching import synthetic_hit_graph
+    from gnntrack.nn.models import build_model
+    from gnntrack.train.checkpoint import Checkpointer
+    from gnntrack.train.defaults import default_config
+    from gnntrack.train.state import init_train_state
+
+    root = tmp_path_factory.mktemp("evaluate")
+    events = root / "events"
+    sim = default_simulation_config()
+    sim.pileup = 3
+    simulate_events(events, 2, sim, seed=3)
+    run = root / "run"
+    cfg = default_config()
+    cfg.model.hidden = 8
+    cfg.model.n_iters = 1
+    save_config(cfg, run)
+    model = build_model(cfg.model)
+    state = init_train_state(model, optax.adam(1e-3), synthetic_hit_graph(np.random.default_rng(0), 10, 20).graph)
+    with Checkpointer(run / "checkpoints", best_metric="val_f1") as ckpt:
+        ckpt.save(10, state, {}, {"val_f1": 0.5})
+        ckpt.save(20, state, {}, {"val_f1": 0.4})
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": 1 / (1 + s)}) + "\n"
+                                               for s in range(0, 21, 2)))
+    return run, events
+
+
+def test_evaluate_end_to_end(tiny, tmp_path, capsys):
+    run, events = tiny
+    out = tmp_path / "report"
+    assert main(["evaluate", "--workdir", str(run), "--input", str(events), "--out", str(out),
+                 "--n-boot", "50", "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("accuracy", "precision", "recall", "f1", "auc"):
+        assert 0.0 <= metrics["edge"][key] <= 1.0
+        lo, hi = metrics["edge"]["intervals"][key]
+        assert lo <= hi
+    for key in ("trackml_score", "efficiency", "fake_rate", "duplicate_rate"):
+        assert 0.0 <= metrics["tracks"][key] <= 1.0
+        assert key in metrics["tracks"]["intervals"]
+    assert metrics["run"]["checkpoint"] == "best" and metrics["run"]["step"] == 10
+    assert metrics["n_events"] == 2
+    for name in ("roc", "score_histogram", "efficiency_pt", "efficiency_eta", "threshold_scan",
+                 "training_curves", "event_display"):
+        png = out / metrics["files"][name]
+        assert png.read_bytes()[:4] == b"\x89PNG", name
+    table = pd.read_csv(out / "events.csv")
+    assert len(table) == 2 and {"event_id", "trackml_score", "double_majority.efficiency"} <= set(table.columns)
+    # pooled edge metrics agree with the per-event confusion counts
+    assert metrics["edge"]["recall"] == pytest.approx(table.tp.sum() / table.n_true_edges.sum())
+    assert metrics["tracks"]["trackml_score"] == pytest.approx(table.trackml_score.mean())
+    capsys.readouterr()
+
+    # events in chunks of one give the same numbers (one ladder reused across chunks)
+    from gnntrack.tracks.evaluate import default_evaluation_config, evaluate_run
+
+    cfg = default_evaluation_config()
+    cfg.update(chunk_events=1, n_boot=50, plots=False, write_submissions=False, progress=False)
+    chunked = evaluate_run(run, events, tmp_path / "chunked", config=cfg)
+    for group in ("edge", "tracks"):
+        for key in ("accuracy", "auc") if group == "edge" else ("trackml_score", "efficiency", "fake_rate"):
+            assert chunked[group][key] == pytest.approx(metrics[group][key], abs=1e-6)
+
+    # the written submission scores the same through `gnntrack score`
+    event_id = int(table.event_id[0])
+    prefix = events / f"event{event_id:09d}"
+    sub = out / "submissions" / f"event{event_id:09d}-submission.csv"
+    assert main(["score", str(prefix), str(sub), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["score"] == pytest.approx(table.trackml_score[0], abs=1e-12)
+
+    # malformed submission: one clear error, exit code 2
+    bad = tmp_path / "bad.csv"
+    pd.read_csv(sub).iloc[:-3].to_csv(bad, index=False)
+    assert main(["score", str(prefix), str(bad)]) == 2
+    assert "missing" in capsys.readouterr().err
+
+
+def test_load_run_errors_and_checkpoint_choice(tiny, tmp_path):
+    from gnntrack.tracks.evaluate import load_run
+
+    run, _ = tiny
+    assert load_run(run, "latest").step == 20
+    assert load_run(run, 10).which == "step"
+    with pytest.raises(InputError, match="no checkpoint at step 15"):
+        load_run(run, 15)
+    with pytest.raises(InputError, match="not a run directory"):
+        load_run(tmp_path)
+    assert main(["evaluate", "--workdir", str(run), "--input", str(tmp_path / "nowhere")]) == 2
+
+
+def test_graph_overrides_for_evaluation(tmp_path):
+    from gnntrack.errors import ConfigError
+    from gnntrack.tracks.evaluate import _graph_inputs
+    from gnntrack.train.defaults import default_config
+
+    cfg = default_config()
+    cfg.graph.pt_min = 1.0
+    graph_config, _, pairs = _graph_inputs(cfg, tmp_path, ["pt_min=0", "selection=barrel"])
+    assert graph_config.pt_min == 0.0 and graph_config.selection == "barrel" and len(pairs)
+    assert cfg.graph.pt_min == 1.0  # the run's config is not modified
+    with pytest.raises(ConfigError, match="pt_minn"):
+        _graph_inputs(cfg, tmp_path, ["pt_minn=0"])
