@@ -1,0 +1,70 @@
+"""Two CPU processes on 127.0.0.1 (jax.distributed + gloo, one device each) train exactly like
+one process with two devices on the same global batches; process slicing and env parsing."""
+
+import os
+import sys
+
+os.environ.setdefault("PJRT_NPROC", "8")  # enough CPU client threads for the forced devices' collectives
+
+import numpy as np
+import pytest
+
+from gnntrack.errors import ConfigError
+from gnntrack.studies import distributed as dist
+
+
+def test_two_processes_agree_with_one(tmp_path):
+    out = tmp_path / "mp.npz"
+    rc = dist.launch_local([sys.executable, "-m", "gnntrack.studies.distributed", "agreement", str(out), "3"], 2,
+                           devices_per_process=1, timeout_s=240, log_dir=tmp_path / "logs")
+    assert rc == 0, (tmp_path / "logs" / "process_1.log").read_text()[-2000:]
+    multi = dict(np.load(out))
+    assert int(multi["n_processes"]) == 2 and int(multi["n_devices"]) == 2
+    single = dist.agreement_run(3, n_devices=2)
+    assert int(single["n_devices"]) == 2
+    np.testing.assert_allclose(multi["losses"], single["losses"], rtol=1e-5, atol=1e-6)
+    assert np.all(np.diff(single["losses"]) < 0)  # it trains
+    np.testing.assert_allclose(multi["params"], single["params"], rtol=1e-5, atol=1e-6)
+
+
+def test_local_device_range_and_slice():
+    assert dist.local_device_range(4, 1, 2) == slice(2, 4)
+    x = {"a": np.arange(8).reshape(4, 2)}
+    np.testing.assert_array_equal(dist.process_slice(x, dist.local_device_range(4, 0, 2))["a"], [[0, 1], [2, 3]])
+    with pytest.raises(ConfigError):
+        dist.local_device_range(4, 2, 2)
+
+
+def test_distributed_env_parsing():
+    assert dist.distributed_env({}) is None
+    env = {dist.ENV_COORDINATOR: "127.0.0.1:1234", dist.ENV_NUM_PROCESSES: "2", dist.ENV_PROCESS_ID: "1"}
+    assert dist.distributed_env(env) == ("127.0.0.1:1234", 2, 1)
+    with pytest.raises(ConfigError, match=dist.ENV_PROCESS_ID):
+        dist.distributed_env({**env, dist.ENV_PROCESS_ID: "2"})
+    with pytest.raises(ConfigError, match="missing"):
+        dist.distributed_env({dist.ENV_COORDINATOR: "127.0.0.1:1"})
+    penv = dist.process_env(1, 2, "127.0.0.1:9", devices_per_process=3, base={"XLA_FLAGS": "--foo"})
+    assert penv[dist.ENV_PROCESS_ID] == "1" and "--foo" in penv["XLA_FLAGS"]
+    assert "--xla_force_host_platform_device_count=3" in penv["XLA_FLAGS"]
+
+
+def test_launch_from_args_builds_the_child_command(monkeypatch):
+    import argparse
+
+    seen = {}
+
+    def fake_launch(command, n, **kw):
+        seen.update(command=command, n=n, **kw)
+        return 0
+
+    for key in (dist.ENV_COORDINATOR, dist.ENV_NUM_PROCESSES, dist.ENV_PROCESS_ID, dist.ENV_AUTO):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr(dist, "launch_local", fake_launch)
+    args = argparse.Namespace(config="exp.py", workdir="run", resume=False, no_progress=True,
+                              overrides=["--config.train.steps=5"], num_processes=2, devices_per_process=1)
+    assert dist.launch_from_args(args) == 0
+    assert seen["n"] == 2 and seen["devices_per_process"] == 1
+    assert seen["command"][1:] == ["-m", "gnntrack", "train", "--config", "exp.py", "--workdir", "run", "--restart",
+                                   "--no-progress", "--config.train.steps=5"]
+    monkeypatch.setattr(dist, "initialize_from_env", lambda: False)
+    assert dist.launch_from_args(argparse.Namespace(num_processes=1)) is None
