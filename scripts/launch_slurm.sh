@@ -7,7 +7,8 @@
 # Every task runs the SAME `gnntrack train` command; gnntrack reads GNNTRACK_COORDINATOR,
 # GNNTRACK_NUM_PROCESSES and GNNTRACK_PROCESS_ID (set below from SLURM's variables), calls
 # jax.distributed.initialize, builds the same global batch in every process and feeds only its
-# own devices' slice; process 0 writes logs and checkpoints. (Alternatively export
+# own devices' slice; process 0 writes the checkpoints and the run directory, the others their
+# metrics into WORKDIR/process_<i> (WORKDIR must be on a filesystem every node sees). (Alternatively export
 # GNNTRACK_DISTRIBUTED=auto and let JAX read the SLURM environment itself.)
 #
 #SBATCH --job-name=gnntrack

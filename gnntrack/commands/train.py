@@ -20,17 +20,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--restart", dest="resume", action="store_false",
                        help="ignore existing checkpoints in --workdir and start from step 0")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from gnntrack.studies.distributed import add_launch_arguments
+
+    add_launch_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    from gnntrack.studies.distributed import launch_from_args
+
+    # --num-processes N: this process only launches N workers (which come back here with the
+    # GNNTRACK_* variables set and initialise jax.distributed) and returns their exit code.
+    code = launch_from_args(args, verb="train")
+    if code is not None:
+        return code
+
+    import jax
+
+    from gnntrack.commands.quickstart import write_report
     from gnntrack.config import load_config
-    from gnntrack.train.loop import train_and_evaluate
     from gnntrack.train.evaluation import print_summary
+    from gnntrack.train.loop import train_and_evaluate
 
     config = load_config(args.config, args.overrides)
     if args.no_progress:
         with config.unlocked():
             config.train.progress = False
     result = train_and_evaluate(config, args.workdir, resume=args.resume)
-    print_summary(result, title=f"gnntrack train: {args.workdir}")
+    if jax.process_index() == 0:  # the other processes' copies live in WORKDIR/process_<i>
+        report = write_report(args.workdir, result, title=f"gnntrack train: {args.workdir}")
+        print_summary(result, title=f"gnntrack train: {args.workdir}")
+        print(f"report: {report}")
     return 0

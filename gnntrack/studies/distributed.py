@@ -386,7 +386,9 @@ def launch_from_args(args, verb: str = "train") -> int | None:
         if getattr(args, "no_progress", False):
             command.append("--no-progress")
         command += list(getattr(args, "overrides", []) or [])
-        return launch_local(command, n, devices_per_process=int(getattr(args, "devices_per_process", 0) or 0))
+        # workers' output goes to WORKDIR/logs/process_<i>.log (process 0 prints here)
+        return launch_local(command, n, devices_per_process=int(getattr(args, "devices_per_process", 0) or 0),
+                            log_dir=Path(args.workdir) / "logs")
     initialize_from_env()
     return None
 

@@ -71,6 +71,16 @@ class NoiseScaleTracker:
         return self.trace_sigma / g_sq if g_sq > 0 else float("nan")
 
 
+def step_measurement(metrics) -> tuple[float, float, float, float] | None:
+    """(norm_sq_small, norm_sq_big, b_small, b_big) from one train step's metrics (keys
+    grad_norm_sq_local, grad_norm_sq_global, B_small, B_big as gnntrack.train.step returns them),
+    or None when undefined: with one active device the two batches coincide."""
+    b_small, b_big = float(metrics["B_small"]), float(metrics["B_big"])
+    if not b_big > b_small > 0:
+        return None
+    return float(metrics["grad_norm_sq_local"]), float(metrics["grad_norm_sq_global"]), b_small, b_big
+
+
 def b_simple_from_arrays(norm_sq_small: np.ndarray, norm_sq_big: np.ndarray, b_small: np.ndarray,
                          b_big: np.ndarray) -> float:
     """B_simple from whole logged series (mean of the unbiased estimates, then the ratio)."""

@@ -572,15 +572,6 @@ def eval_schedule(budget: int, rel: float, min_every: int) -> list[int]:
     return steps
 
 
-def _b_simple_row(m: Mapping[str, float]) -> tuple[float, float, float, float] | None:
-    """(norm_sq_small, norm_sq_big, B_small, B_big) of one step, or None when undefined
-    (a single active device: the two batches coincide)."""
-    bs, bb = float(m["B_small"]), float(m["B_big"])
-    if not (bb > bs > 0):
-        return None
-    return float(m["grad_norm_sq_local"]), float(m["grad_norm_sq_global"]), bs, bb
-
-
 # =============================================================================================
 # Fast trainer
 # =============================================================================================
@@ -606,7 +597,7 @@ def train_to_target(config: ml_collections.ConfigDict, workdir: str | os.PathLik
       and b_simple_graphs (final EMA estimate; nan on one device), diverged, seed.
     """
     import jax
-    from gnntrack.studies.noise_scale import NoiseScaleTracker
+    from gnntrack.studies.noise_scale import NoiseScaleTracker, step_measurement
     from gnntrack.train.defaults import validate_config
 
     workdir = Path(workdir)
@@ -697,7 +688,7 @@ def train_to_target(config: ml_collections.ConfigDict, workdir: str | os.PathLik
             if not math.isfinite(m["loss"]):
                 diverged = True
                 break
-            row = _b_simple_row(m)
+            row = step_measurement(m)
             if row is not None:
                 tracker.update(*row)
             if s % log_every == 0 or s == step:
@@ -855,7 +846,7 @@ def noise_scale_from_metrics(path: str | os.PathLike, decay: float = 0.9):
     """
     import pandas as pd
 
-    from gnntrack.studies.noise_scale import NoiseScaleTracker
+    from gnntrack.studies.noise_scale import NoiseScaleTracker, step_measurement
 
     path = Path(path)
     rows = []
@@ -867,7 +858,7 @@ def noise_scale_from_metrics(path: str | os.PathLike, decay: float = 0.9):
             rec = json.loads(line)
             if not all(rec.get(k) is not None for k in ("grad_norm_sq_local", "grad_norm_sq_global", "B_small", "B_big")):
                 continue
-            row = _b_simple_row(rec)
+            row = step_measurement(rec)
             if row is None:
                 continue
             rows.append({"step": int(rec["step"]), "b_simple_edges": tracker.update(*row)})

@@ -65,10 +65,13 @@ class Checkpointer:
             # BestN sorts ascending and keeps the tail: reverse for 'min'.
             policies.append(ocm.BestN(get_metric_fn=best_fn, reverse=(best_mode == "min"), n=1,
                                       keep_checkpoints_without_metrics=False))
+        # made here: orbax refuses create=True for a process-local manager (multi-process runs)
+        self.directory.mkdir(parents=True, exist_ok=True)
         options = ocp.CheckpointManagerOptions(
             preservation_policy=ocm.AnyPreservationPolicy(policies),
             best_fn=best_fn, best_mode=best_mode,
-            enable_async_checkpointing=async_save, create=True, cleanup_tmp_directories=True)
+            enable_async_checkpointing=async_save, create=False, cleanup_tmp_directories=True,
+            multiprocessing_options=_process_local_options())
         self._manager = ocp.CheckpointManager(self.directory, options=options,
                                               item_names=("state", "meta"))
 
@@ -148,6 +151,19 @@ class Checkpointer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _process_local_options():
+    """In a multi-process run the state is replicated and saved from host memory by process 0
+    alone (the others only restore), so orbax must not wait for the other processes: each
+    process is its own primary host. Orbax's default in one process."""
+    import jax
+
+    if jax.process_count() == 1:
+        return ocp.options.MultiprocessingOptions()
+    pid = jax.process_index()
+    return ocp.options.MultiprocessingOptions(primary_host=pid, active_processes={pid},
+                                              barrier_sync_key_prefix=f"gnntrack_process_{pid}")
 
 
 def _to_host(tree: Any) -> Any:

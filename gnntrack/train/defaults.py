@@ -42,7 +42,7 @@ DATA_SOURCES = ("simulate", "events", "graphs")
 # numbers of the steps already taken).
 RESUME_MUTABLE_KEYS = (
     "train.steps", "train.epochs", "train.log_every", "train.eval_every", "train.checkpoint_every",
-    "train.keep_checkpoints", "train.progress", "train.tensorboard", "data.workers", "data.cache_dir",
+    "train.keep_checkpoints", "train.progress", "train.tensorboard", "train.noise_scale_decay", "data.workers", "data.cache_dir",
     "eval.thresholds", "eval.full_events", "eval.max_graphs",
 )
 
@@ -68,6 +68,7 @@ def default_train_config() -> ml_collections.ConfigDict:
         best_mode="max",
         progress=True,       # tqdm progress bar on stderr
         tensorboard=True,
+        noise_scale_decay=0.95,  # EMA decay of the logged gradient noise scale B_simple (>= 2 devices)
     ))
 
 
@@ -135,6 +136,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         raise ConfigError("config key 'train.log_every' must be >= 1")
     if train.keep_checkpoints < 1:
         raise ConfigError(f"config key 'train.keep_checkpoints' must be >= 1, got {train.keep_checkpoints}")
+    if not 0.0 <= float(train.noise_scale_decay) < 1.0:
+        raise ConfigError(f"config key 'train.noise_scale_decay' must lie in [0, 1), got {train.noise_scale_decay}")
     if train.best_mode not in ("max", "min"):
         raise ConfigError(f"config key 'train.best_mode' must be 'max' or 'min', got {train.best_mode!r}")
     if train.best_metric and not train.best_metric.startswith("val_"):

@@ -211,7 +211,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     from gnntrack.train.evaluation import edge_summary, predict_edge_scores
     from gnntrack.train.losses import resolve_loss_config
     from gnntrack.train.optim import make_optimizer
-    from gnntrack.train.parallel import DataParallel
+    from gnntrack.studies.distributed import make_data_parallel
+    from gnntrack.studies.noise_scale import NoiseScaleTracker, step_measurement
     from gnntrack.train.state import device_slice, init_train_state, param_count
     from gnntrack.train.step import make_eval_step, make_train_step
     from gnntrack.train.writers import MetricWriter
@@ -220,9 +221,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     config = resolve_config(config)
     tc = config.train
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    # Multi-process run: every process holds the same replicated state. Process 0 owns the run
+    # directory and writes the checkpoints; the others keep their metrics, config and data in
+    # WORKDIR/process_<i> and, on resume, restore process 0's checkpoints (the run directory must
+    # be on a filesystem all processes see, as a cluster's shared scratch is).
+    writes_checkpoints = jax.process_index() == 0
     ckpt_dir = workdir / CHECKPOINT_DIR_NAME
-    if not resume and ckpt_dir.exists():
+    if not writes_checkpoints:
+        workdir = workdir / f"process_{jax.process_index()}"
+        tc.progress = False
+    workdir.mkdir(parents=True, exist_ok=True)
+    if not resume and writes_checkpoints and ckpt_dir.exists():
         import shutil
 
         shutil.rmtree(ckpt_dir)
@@ -238,7 +247,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     # --- data, model, optimizer --------------------------------------------------------------
     splits = prepare_data(config, workdir, progress=bool(tc.progress))
     train_graphs = splits.train
-    dp = DataParallel(config.parallel)
+    dp = make_data_parallel(config.parallel)  # one process, or all devices of all processes
     n_dev = dp.n_devices
     batching = config.batching
     per_epoch = steps_per_epoch(len(train_graphs), batching)
@@ -310,10 +319,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
             raise _NonFinite(step, float("nan"), what="parameters")
         meta_out = {"step": step, "epoch": step // per_epoch, "ladder": ladder.to_dict(), "best": best,
                     "n_devices": n_dev}
-        checkpointer.save(step, host, meta_out, val)
+        if writes_checkpoints:
+            checkpointer.save(step, host, meta_out, val)
 
     val_graphs = splits.val[: int(config.eval.max_graphs)] if config.eval.max_graphs else splits.val
     window = _Window()
+    # B_simple (McCandlish et al.) from per-device vs global gradient norms, EMA-smoothed; it
+    # restarts on resume (a smoothing window, not state worth checkpointing).
+    noise = NoiseScaleTracker(decay=float(tc.noise_scale_decay))
     last_val: dict = {}
     last_loss = float("nan")
     stopped_early = interrupted = False
@@ -341,6 +354,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
                 if _is_due(step, int(tc.log_every), total) or do_ckpt:
                     rows = window.fetch()  # raises _NonFinite before any checkpoint of a bad state
                     elapsed = max(time.perf_counter() - window.start, 1e-9)
+                    for _, m in rows:
+                        measured = step_measurement(m)
+                        if measured is not None:
+                            noise.update(*measured)
+                    b_edges = noise.value  # nan on one device
+                    edges_per_graph = window.real_edges / max(window.graphs, 1)
                     losses = [m["loss"] for _, m in rows]
                     last = rows[-1][1]
                     last_loss = last["loss"]
@@ -351,6 +370,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
                         "grad_norm_sq_local": last["grad_norm_sq_local"],
                         "grad_norm_sq_global": last["grad_norm_sq_global"],
                         "B_small": last["B_small"], "B_big": last["B_big"],
+                        "b_simple_edges": b_edges, "b_simple_graphs": b_edges / max(edges_per_graph, 1e-9),
                         "utilisation": window.real_edges / max(window.padded_edges, 1),
                         "n_compiled_shapes": len(stats.shapes),
                         "edges_per_s": window.real_edges / elapsed, "graphs_per_s": window.graphs / elapsed,

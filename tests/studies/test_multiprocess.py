@@ -3,6 +3,7 @@ one process with two devices on the same global batches; process slicing and env
 
 import os
 import sys
+from pathlib import Path
 
 os.environ.setdefault("PJRT_NPROC", "8")  # enough CPU client threads for the forced devices' collectives
 
@@ -63,8 +64,50 @@ def test_launch_from_args_builds_the_child_command(monkeypatch):
     args = argparse.Namespace(config="exp.py", workdir="run", resume=False, no_progress=True,
                               overrides=["--config.train.steps=5"], num_processes=2, devices_per_process=1)
     assert dist.launch_from_args(args) == 0
-    assert seen["n"] == 2 and seen["devices_per_process"] == 1
+    assert seen["n"] == 2 and seen["devices_per_process"] == 1 and seen["log_dir"] == Path("run") / "logs"
     assert seen["command"][1:] == ["-m", "gnntrack", "train", "--config", "exp.py", "--workdir", "run", "--restart",
                                    "--no-progress", "--config.train.steps=5"]
     monkeypatch.setattr(dist, "initialize_from_env", lambda: False)
     assert dist.launch_from_args(argparse.Namespace(num_processes=1)) is None
+
+
+def _train_records(path):
+    import json
+
+    return [r for r in map(json.loads, path.read_text().splitlines()) if "lr" in r]
+
+
+def test_gnntrack_train_num_processes_matches_one_process_with_two_devices(tmp_path):
+    """`gnntrack train --num-processes 2` (one CPU device each) logs the same losses and test
+    metrics as one process over two devices; process 0 alone writes checkpoints, process 1 its
+    metrics in process_1/, and rerunning the command resumes (finds the run complete) in both."""
+    import json
+    import subprocess
+
+    from gnntrack.train.loop import train_and_evaluate
+    from gnntrack.config import load_config
+
+    smoke = Path(__file__).resolve().parents[2] / "experiments" / "smoke.py"
+    multi = tmp_path / "multi"
+    command = [sys.executable, "-m", "gnntrack", "train", "--config", str(smoke), "--workdir", str(multi),
+               "--num-processes", "2", "--devices-per-process", "1", "--no-progress",
+               "--config.parallel.n_devices=0", "--config.train.steps=4"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert (multi / "report.md").exists() and (multi / "checkpoints").is_dir()
+    assert (multi / "process_1" / "metrics.jsonl").exists() and not (multi / "process_1" / "checkpoints").exists()
+
+    config = load_config(smoke, ["--config.parallel.n_devices=2", "--config.train.steps=4"])
+    single = train_and_evaluate(config, tmp_path / "single")
+    losses = [r["loss"] for r in _train_records(tmp_path / "single" / "metrics.jsonl")]
+    assert len(losses) == 4
+    for run in (multi, multi / "process_1"):
+        np.testing.assert_allclose([r["loss"] for r in _train_records(run / "metrics.jsonl")], losses, rtol=1e-5)
+    result = json.loads((multi / "result.json").read_text())
+    np.testing.assert_allclose(result["test_auc"], single["test_auc"], rtol=1e-5)
+    assert result["steps"] == 4 and result["resumed_from"] is None
+
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    for run in (multi, multi / "process_1"):
+        assert json.loads((run / "result.json").read_text())["resumed_from"] == 4

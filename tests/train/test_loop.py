@@ -39,7 +39,7 @@ def test_run_directory_contents_and_retention(tmp_path, cache, capsys):
     result = json.loads((tmp_path / "result.json").read_text())
     names = {p.name for p in tmp_path.iterdir()}
     assert {"config.json", "metrics.jsonl", "tensorboard", "checkpoints", "result.json",
-            "test_scores.npz"} <= names
+            "test_scores.npz", "report.md", "loss.png", "roc.png"} <= names
     assert json.loads((tmp_path / "config.json").read_text())["train"]["steps"] == 6
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
 
@@ -134,3 +134,26 @@ def test_config_differences_ignores_resume_mutable_keys():
     old = {"seed": 0, "train": {"steps": 5, "log_every": 1}, "model": {"hidden": 8}}
     new = {"seed": 0, "train": {"steps": 9, "log_every": 2}, "model": {"hidden": 16}}
     assert config_differences(old, new) == ["model.hidden"]
+
+
+def test_noise_scale_is_logged_from_the_step_gradient_norms(tmp_path, cache):
+    """On two devices every train record carries B_simple, and it is exactly the EMA tracker fed
+    with the per-step gradient norms the same records log (log_every=1: one step per record)."""
+    from gnntrack.studies.noise_scale import NoiseScaleTracker, step_measurement
+
+    config = load_config(SMOKE, [f"data.cache_dir={cache}", "parallel.n_devices=2", "train.eval_every=0",
+                                 "train.checkpoint_every=0", "train.tensorboard=False",
+                                 "train.noise_scale_decay=0.5"])
+    train_and_evaluate(config, tmp_path)
+    train = [r for r in read_metrics(tmp_path / "metrics.jsonl") if "lr" in r]
+    assert len(train) == 6
+    tracker = NoiseScaleTracker(decay=0.5)
+    for r in train:
+        measured = step_measurement(r)
+        assert measured is not None and measured[3] > measured[2] > 0  # global batch > per-device batch
+        expected = tracker.update(*measured)
+        if math.isnan(expected):
+            assert math.isnan(r["b_simple_edges"])
+        else:
+            assert r["b_simple_edges"] == pytest.approx(expected, rel=1e-9)
+            assert abs(r["b_simple_graphs"]) < abs(r["b_simple_edges"])  # a graph holds many edges
