@@ -174,6 +174,23 @@ def graph_hit_score(truth: pd.DataFrame, hit_id: np.ndarray, track_id: np.ndarra
     return ts.trackml_score(sub_truth, pd.DataFrame({"hit_id": hit_id, "track_id": track_id}), validate=False)
 
 
+def graph_score_ceiling(truth: pd.DataFrame, hits: np.ndarray, graph_hit_id: np.ndarray,
+                        graph_particle_id: np.ndarray) -> float:
+    """Full-event TrackML score of PERFECT tracks on the graph's hits (one track per particle,
+    every other hit a singleton): the most any track building on these graphs can score. With
+    truth-cut training graphs (pT, noise, duplicates removed) it is far below 1.
+
+    Args:
+      truth: the event's truth table; hits: every hit id of the event [H];
+      graph_hit_id, graph_particle_id: hit and particle ids of the graph nodes [N] (0 = noise).
+    """
+    track_id = np.arange(1, hits.size + 1, dtype=np.int64) + int(np.max(graph_particle_id, initial=0))
+    position = pd.Index(hits).get_indexer(graph_hit_id)
+    real = np.asarray(graph_particle_id) > 0
+    track_id[position[real]] = np.asarray(graph_particle_id)[real]
+    return ts.trackml_score(truth, pd.DataFrame({"hit_id": hits, "track_id": track_id}), validate=False)
+
+
 @dataclasses.dataclass
 class EventResult:
     row: dict[str, Any]               # per-event numbers (events.csv + bootstrap table)
@@ -198,6 +215,7 @@ def evaluate_event(event, graphs: Sequence, scores: Sequence[np.ndarray],
     all_labels = np.concatenate([np.asarray(g.y) for g in graphs]) if graphs else np.zeros(0)
     row.update(edge_counts(all_scores, all_labels, config.threshold))
     row["trackml_score"] = ts.trackml_score(event.truth, submission, validate=False)
+    row["trackml_score_ceiling"] = graph_score_ceiling(event.truth, hits, edges.hit_id, edges.particle_id)
     node_tracks = labels  # on graph nodes the submission's partition is exactly the labels
     row["trackml_score_graph_hits"] = graph_hit_score(event.truth, edges.hit_id, node_tracks)
     match = tm.match_tracks(edges.particle_id, node_tracks, event.particles, config.matching)
@@ -245,6 +263,7 @@ def bootstrap_specs(config: ml_collections.ConfigDict) -> tuple[dict[str, tuple]
     head, dup = scheme_specs(config.headline_matching), scheme_specs(config.duplicate_matching)
     tracks = {"trackml_score": ("mean", "trackml_score"),
               "trackml_score_graph_hits": ("mean", "trackml_score_graph_hits"),
+              "trackml_score_ceiling": ("mean", "trackml_score_ceiling"),
               "efficiency": head["efficiency"], "fake_rate": head["fake_rate"],
               "duplicate_rate": dup["duplicate_rate"]}
     return edge, tracks

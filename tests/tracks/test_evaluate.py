@@ -69,7 +69,10 @@ def test_evaluate_end_to_end(tiny, tmp_path, capsys):
     # pooled edge metrics agree with the per-event confusion counts
     assert metrics["edge"]["recall"] == pytest.approx(table.tp.sum() / table.n_true_edges.sum())
     assert metrics["tracks"]["trackml_score"] == pytest.approx(table.trackml_score.mean())
-    capsys.readouterr()
+    # no track building on these graphs can beat perfect tracks on the graph hits
+    assert (table.trackml_score <= table.trackml_score_ceiling + 1e-12).all()
+    assert 0.0 < metrics["tracks"]["trackml_score_ceiling"] <= 1.0
+    assert "trackml_score_ceiling" in capsys.readouterr().out
 
     # events in chunks of one give the same numbers (one ladder reused across chunks)
     from gnntrack.tracks.evaluate import default_evaluation_config, evaluate_run
@@ -121,3 +124,14 @@ def test_graph_overrides_for_evaluation(tmp_path):
     assert cfg.graph.pt_min == 1.0  # the run's config is not modified
     with pytest.raises(ConfigError, match="pt_minn"):
         _graph_inputs(cfg, tmp_path, ["pt_minn=0"])
+
+
+def test_score_ceiling_is_one_when_the_graph_holds_every_hit():
+    from gnntrack.tracks.evaluate import graph_score_ceiling
+
+    truth = pd.DataFrame({"hit_id": np.arange(1, 9), "particle_id": [5, 5, 5, 5, 7, 7, 7, 0],
+                          "weight": [0.125] * 4 + [0.5 / 3] * 3 + [0.0]})
+    hits = truth.hit_id.to_numpy()
+    assert graph_score_ceiling(truth, hits, hits, truth.particle_id.to_numpy()) == pytest.approx(1.0)
+    # a graph without particle 7's hits (say, below a pT cut) can reach only particle 5's weight
+    assert graph_score_ceiling(truth, hits, hits[:4], np.full(4, 5)) == pytest.approx(0.5)

@@ -1,10 +1,14 @@
-"""`gnntrack train` errors at the edge: bad config keys and missing data directories."""
+"""`gnntrack train` errors at the edge (bad config keys, missing data directories); the shipped
+experiment files load and validate."""
 
 from pathlib import Path
 
+import pytest
+
 from gnntrack.cli import main
 
-SMOKE = Path(__file__).resolve().parents[2] / "experiments" / "smoke.py"
+ROOT = Path(__file__).resolve().parents[2]
+SMOKE = ROOT / "experiments" / "smoke.py"
 
 
 def test_unknown_override_key_is_one_clear_error(tmp_path, capsys):
@@ -48,3 +52,14 @@ def test_empty_data_directory_for_events(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert "no events" in err and str(empty) in err
+
+
+@pytest.mark.parametrize("name", ["quickstart", "smoke", "segment_classifier_barrel_pt1",
+                                  "interaction_network_pixel_pt1", "segment_classifier_pixel_pt1_mu200"])
+def test_training_experiment_files_load_and_validate(name):
+    from gnntrack.config import load_config
+    from gnntrack.train.defaults import validate_config
+
+    config = load_config(ROOT / "experiments" / f"{name}.py")
+    validate_config(config)
+    assert config.train.steps > 0 and config.data.n_train > 0
