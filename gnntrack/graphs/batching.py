@@ -68,6 +68,8 @@ def default_batching_config() -> ml_collections.ConfigDict:
       shuffle: shuffle the graph order every epoch (from seed and epoch).
       drop_remainder: skip the last incomplete step of an epoch (training); evaluation always
         keeps it.
+      precompile: compile the train step for every rung before the first step (on throwaway
+        all-padding batches), so nothing compiles mid-run.
     """
     c = ml_collections.ConfigDict()
     c.graphs_per_step = 8
@@ -84,6 +86,7 @@ def default_batching_config() -> ml_collections.ConfigDict:
     c.ladder_sample_epochs = 4
     c.shuffle = True
     c.drop_remainder = True
+    c.precompile = True
     return c
 
 
@@ -608,6 +611,30 @@ def _pad_stack(device_graphs: list[list[HitGraph]], bucket: Bucket, n_graph: int
     return graph, y
 
 
+def graph_slots(n_graphs: int, per_step: int, n_devices: int) -> int:
+    """Padded graph slots per device: the most graphs a device gets in a step, plus jraph's
+    padding graph (at least 2)."""
+    return max(-(-min(per_step, max(n_graphs, 1)) // n_devices) + 1, 2)
+
+
+def warmup_batches(graphs: Sequence[HitGraph], config: ml_collections.ConfigDict, n_devices: int,
+                   ladder: BucketLadder) -> list[Batch]:
+    """One all-padding Batch per rung of `ladder` (no real edges; the arrays have exactly the
+    shapes `batch_iterator` yields for that rung), to compile every step shape before training
+    so no compilation happens mid-run (a rung first used in epoch 3 would otherwise stall it)."""
+    n_graph_pad = graph_slots(len(graphs), _graphs_per_step(config), n_devices)
+    out = []
+    for bucket in ladder.buckets:
+        stacked, y = _pad_stack([[] for _ in range(n_devices)], bucket, n_graph_pad, graphs[0])
+        zeros = np.zeros(n_devices, np.int64)
+        out.append(Batch(graph=stacked, y=y, edge_mask=np.zeros((n_devices, bucket.n_edge), bool),
+                         node_mask=np.zeros((n_devices, bucket.n_node), bool),
+                         graph_mask=np.zeros((n_devices, n_graph_pad), bool), n_real_edges=zeros,
+                         n_real_nodes=zeros, graph_ids=np.full((n_devices, n_graph_pad), -1, np.int64),
+                         n_graphs=0, bucket=bucket, epoch=-1, step=-1))
+    return out
+
+
 def batch_iterator(graphs: Sequence[HitGraph], config: ml_collections.ConfigDict, n_devices: int, *,
                    ladder: BucketLadder | None = None, seed: int = 0, epoch: int = 0,
                    start_step: int = 0, shuffle: bool | None = None,
@@ -637,8 +664,7 @@ def batch_iterator(graphs: Sequence[HitGraph], config: ml_collections.ConfigDict
                          "lower graphs_per_step or add data")
     if ladder is None:
         ladder = make_ladder(graphs, config, n_devices, seed=seed)
-    n_graph_pad = -(-min(per_step, max(len(graphs), 1)) // n_devices) + 1
-    n_graph_pad = max(n_graph_pad, 2)
+    n_graph_pad = graph_slots(len(graphs), per_step, n_devices)
     edges = graph_sizes(graphs)[1] if int(config.sort_window) > 1 else np.zeros(len(graphs), np.int64)
     steps = epoch_steps(edges, per_step, seed, epoch, shuffle=shuffle, drop_remainder=drop,
                         sort_window=int(config.sort_window))

@@ -42,7 +42,8 @@ DATA_SOURCES = ("simulate", "events", "graphs")
 # numbers of the steps already taken).
 RESUME_MUTABLE_KEYS = (
     "train.steps", "train.epochs", "train.log_every", "train.eval_every", "train.checkpoint_every",
-    "train.keep_checkpoints", "train.progress", "train.tensorboard", "train.noise_scale_decay", "data.workers", "data.cache_dir",
+    "train.keep_checkpoints", "train.progress", "train.tensorboard", "train.noise_scale_decay", "batching.precompile",
+    "data.workers", "data.cache_dir",
     "eval.thresholds", "eval.full_events", "eval.max_graphs",
 )
 

@@ -205,7 +205,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     import jax
     from tqdm import tqdm
 
-    from gnntrack.graphs.batching import BucketLadder, PaddingStats, batch_iterator, make_ladder, steps_per_epoch
+    from gnntrack.graphs.batching import (BucketLadder, PaddingStats, batch_iterator, make_ladder, steps_per_epoch,
+                                          warmup_batches)
     from gnntrack.nn.models import build_model
     from gnntrack.train.data import prepare_data
     from gnntrack.train.evaluation import edge_summary, predict_edge_scores
@@ -275,10 +276,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
         start_step = int(meta["step"])
         ladder = BucketLadder.from_dict(meta["ladder"])
         best = meta.get("best", best)
+    p_train = dp.train_step(make_train_step(model, tx, loss_cfg, dp.axis_name, lr_fn=lr_fn))
+    if batching.precompile:
+        # every rung compiled now, on a throwaway copy of the state (the step donates it)
+        for warm in warmup_batches(train_graphs, batching, n_dev, ladder):
+            jax.block_until_ready(p_train(dp.put_state(host_state), warm))
     state = dp.put_state(host_state)
     del host_state
 
-    p_train = dp.train_step(make_train_step(model, tx, loss_cfg, dp.axis_name, lr_fn=lr_fn))
     p_eval = dp.eval_step(make_eval_step(model, loss_cfg))
     writer = MetricWriter(workdir, tensorboard=bool(tc.tensorboard),
                           resume_step=start_step if latest is not None else None)

@@ -260,3 +260,26 @@ def test_prefetch_keeps_order_and_reraises():
     assert next(got) == 1
     with pytest.raises(InputError, match="x.npz"):
         next(got)
+
+
+@pytest.mark.parametrize("n_devices,per_step", [(1, 3), (2, 4)])
+def test_warmup_batches_cover_every_shape_training_can_yield(n_devices, per_step):
+    """Compiling the warm-up batches compiles every (array shape, dtype) a run's steps can have,
+    and a warm-up batch holds no real edge."""
+    rng = np.random.default_rng(5)
+    graphs = _graphs([(int(n), int(2 * n)) for n in rng.integers(10, 60, size=24)], seed=1)
+    cfg = _cfg(graphs_per_step=per_step, max_buckets=4)
+    ladder = B.make_ladder(graphs, cfg, n_devices, seed=0)
+
+    def signature(batch):
+        leaves = [batch.graph.nodes, batch.graph.senders, batch.graph.receivers, batch.graph.n_node,
+                  batch.graph.n_edge, batch.y, batch.edge_mask, batch.node_mask, batch.graph_mask]
+        return tuple((np.shape(x), np.asarray(x).dtype.str) for x in leaves)
+
+    warm = B.warmup_batches(graphs, cfg, n_devices, ladder)
+    assert len(warm) == len(ladder.buckets)
+    assert all(int(b.n_real_edges.sum()) == 0 and not b.edge_mask.any() for b in warm)
+    compiled = {signature(b) for b in warm}
+    seen = {signature(b) for epoch in range(6) for b in B.batch_iterator(graphs, cfg, n_devices, ladder=ladder,
+                                                                         seed=0, epoch=epoch)}
+    assert seen <= compiled
