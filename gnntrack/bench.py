@@ -5,9 +5,12 @@
 
 Times are medians of `steps` timed calls after `warmup` untimed ones (compilation excluded), on
 the first JAX device. `flops_per_step` is XLA's cost analysis of the compiled train step (Adam,
-weighted BCE; for impl="fast" counted on the unchunked form, since XLA counts a loop body once). With `floor=True` the matmuls of the train step (every `dot_general` in its jaxpr,
-forward and backward) are also timed one by one in isolation on their own shapes: their summed
-time is the step's *matmul floor*, and `flops_per_step / matmul_rate` the FLOP floor.
+weighted BCE; for impl="fast" counted on the unchunked form, and for remat="iteration" on the
+unrolled form, since XLA counts a loop body once). With `floor=True` the matmuls of the train step
+(every `dot_general` in its jaxpr, forward and backward) are also timed one by one in isolation
+on their own shapes: their summed time is the step's *matmul floor*, and
+`flops_per_step / matmul_rate` the FLOP floor. `train_step_memory` gives the train step's
+compiled memory (XLA buffer assignment on abstract shapes: nothing is allocated or run).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ import jraph
 import numpy as np
 import optax
 
-from gnntrack.nn.models import SegmentClassifier, build_model, count_params, default_model_config
+from gnntrack.nn.models import (SegmentClassifier, build_model, count_params, default_model_config,
+                                remat_mode)
 
 # ---------------------------------------------------------------------------------------------
 # Inputs.
@@ -103,6 +107,39 @@ def compiled_flops(jitted: Callable, *args) -> float:
     if isinstance(analysis, (list, tuple)):  # older JAX returned one dict per partition
         analysis = analysis[0] if analysis else {}
     return float((analysis or {}).get("flops", float("nan")))
+
+
+def compiled_memory(jitted: Callable, *args) -> dict:
+    """Bytes XLA's buffer assignment gives one call of `jitted(*args)` (compile only; args may be
+    `jax.ShapeDtypeStruct`s): argument, output, alias (outputs reusing donated arguments), temp
+    (intermediates live at the peak) and peak = argument + output - alias + temp."""
+    m = jitted.lower(*args).compile().memory_analysis()
+    out = dict(argument_bytes=int(m.argument_size_in_bytes),
+               output_bytes=int(m.output_size_in_bytes),
+               alias_bytes=int(m.alias_size_in_bytes), temp_bytes=int(m.temp_size_in_bytes))
+    out["peak_bytes"] = (out["argument_bytes"] + out["output_bytes"] - out["alias_bytes"]
+                         + out["temp_bytes"])
+    return out
+
+
+def train_step_memory(model, nodes: int, edges: int, node_features: int = 3,
+                      edge_features: int = 0, learning_rate: float = 1e-3) -> dict:
+    """`compiled_memory` of the jitted Adam + weighted-BCE train step (`make_train_step`, donated
+    params and optimiser state) of `model` on a one-graph input of this size; nothing is
+    allocated or run (abstract shapes only)."""
+    f32, i32 = jnp.float32, jnp.int32
+    sds = jax.ShapeDtypeStruct
+    graph = jraph.GraphsTuple(
+        nodes=sds((nodes, node_features), f32),
+        edges=sds((edges, edge_features), f32) if edge_features else None,
+        senders=sds((edges,), i32), receivers=sds((edges,), i32),
+        n_node=sds((1,), i32), n_edge=sds((1,), i32), globals=None)
+    tx = optax.adam(learning_rate)
+    params = jax.eval_shape(model.init, jax.random.key(0), graph)["params"]
+    opt_state = jax.eval_shape(tx.init, params)
+    labels = sds((edges,), f32)
+    return compiled_memory(make_train_step(model, tx, donate=True), params, opt_state, graph,
+                           labels, labels)
 
 
 def _iter_eqns(jaxpr):
@@ -215,7 +252,12 @@ def run_benchmark(model: str = "segment_classifier", *, hidden: int | None = Non
     # XLA's cost analysis (and a jaxpr walk) counts a loop body once, so FLOPs are counted on
     # the unchunked form of the same arithmetic (the chunked form adds one recomputed forward
     # of each MLP tail, which is not counted).
-    count_net = net.clone(chunk_size=0) if isinstance(net, SegmentClassifier) else net
+    # remat="iteration" runs the iterations as a scan, whose body XLA would also count once.
+    count_net = net
+    if isinstance(net, SegmentClassifier):
+        count_net = net.clone(chunk_size=0)
+        if remat_mode(net.remat) == "iteration":
+            count_net = count_net.clone(remat=False)
     flops = compiled_flops(make_train_step(count_net, tx, donate=False), params, opt_state, graph, y, mask)
     infer_flops = compiled_flops(make_infer_step(count_net), params, graph)
 

@@ -49,6 +49,7 @@ def load_config(path: str | os.PathLike, overrides: Iterable[str] = (), *, arg: 
         raise InputError(f"config file not found: {path}")
     if path.suffix == ".json":
         config = ml_collections.ConfigDict(json.loads(path.read_text()))
+        _retype_flexible_fields(config)
     elif path.suffix == ".py":
         config = _load_python_config(path, arg)
     else:
@@ -56,6 +57,22 @@ def load_config(path: str | os.PathLike, overrides: Iterable[str] = (), *, arg: 
     config.lock()
     apply_overrides(config, overrides)
     return config
+
+
+# Keys whose defaults accept values of several types (declared with an `object`-typed
+# FieldReference); JSON has no field types, so re-declare them after reading a config.json,
+# or e.g. --config.model.remat=iteration would be refused over a saved `false`.
+FLEXIBLE_KEYS = ("model.remat",)
+
+
+def _retype_flexible_fields(config: ml_collections.ConfigDict) -> None:
+    for dotted in FLEXIBLE_KEYS:
+        *parents, leaf = dotted.split(".")
+        node = config
+        for part in parents:
+            node = node.get(part) if isinstance(node, ml_collections.ConfigDict) else None
+        if isinstance(node, ml_collections.ConfigDict) and leaf in node:
+            node[leaf] = ml_collections.FieldReference(node[leaf], field_type=object)
 
 
 def _load_python_config(path: Path, arg: str | None) -> ml_collections.ConfigDict:

@@ -21,8 +21,10 @@ every matmul of that step is then timed alone on its own shapes, giving this mac
 rate for the step; floor = naive FLOPs / that rate. "ours / floor" <= 1.5 is the issue's goal.
 
 Scaling: each size runs in a fresh subprocess (so peak RSS is per size); sizes above
---remat-above edges (default: none) use remat=True. Measured with jax 0.10.2 on CPU, remat does
-not lower XLA's peak temp memory for this model (compiled memory_analysis), so it is off.
+--remat-above edges (default: none) use model.remat=--remat-mode (default "iteration": each
+message-passing iteration recomputed in the backward pass; compiled train step at 1M edges
+~3.4 GiB instead of ~13.4 GiB, see scripts/remat_memory.py). --remat-mode mlp is the old
+per-network remat, which does not lower XLA:CPU's peak memory for this model.
 """
 
 from __future__ import annotations
@@ -270,7 +272,7 @@ def scaling(args):
         nodes = max(edges // 4, 8)
         overrides = json.loads(args.overrides)
         if edges > args.remat_above:
-            overrides["remat"] = True
+            overrides["remat"] = {"true": True, "false": False}.get(args.remat_mode, args.remat_mode)
         cmd = [sys.executable, __file__, "--child", "--nodes", str(nodes), "--edges", str(edges),
                "--hidden", str(args.hidden), "--n-iters", str(args.n_iters),
                "--steps", str(args.scaling_steps), "--warmup", "1", "--overrides", json.dumps(overrides)]
@@ -295,15 +297,19 @@ def scaling(args):
     print("|---:|---:|:-:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         linear = base["ours_train_ms"] * r["edges"] / base["edges"]
-        print(f"| {r['edges']:,} | {r['nodes']:,} | {'yes' if r['overrides'].get('remat') else 'no'} "
+        print(f"| {r['edges']:,} | {r['nodes']:,} | {_remat_label(r['overrides'].get('remat'))} "
               f"| {r['ours_train_ms']:.1f} | {1e3 * r['ours_train_ms'] / r['edges']:.2f} "
               f"| {r['ours_train_ms'] / linear:.2f} | {r['ours_infer_ms']:.1f} "
               f"| {r['torch_train_ms']:.1f} | " if "torch_train_ms" in r else
-              f"| {r['edges']:,} | {r['nodes']:,} | {'yes' if r['overrides'].get('remat') else 'no'} "
+              f"| {r['edges']:,} | {r['nodes']:,} | {_remat_label(r['overrides'].get('remat'))} "
               f"| {r['ours_train_ms']:.1f} | {1e3 * r['ours_train_ms'] / r['edges']:.2f} "
               f"| {r['ours_train_ms'] / linear:.2f} | {r['ours_infer_ms']:.1f} | n/a | ", end="")
         print(f"{r['peak_rss_gb']:.2f} |")
     return rows
+
+
+def _remat_label(value):
+    return {None: "no", False: "no", "none": "no", True: "mlp"}.get(value, str(value))
 
 
 def pin_cpus(n):
@@ -334,7 +340,10 @@ def main(argv=None):
     p.add_argument("--no-scaling", action="store_true")
     p.add_argument("--scaling-edges", default="10000,30000,100000,300000,1000000")
     p.add_argument("--scaling-steps", type=int, default=3)
-    p.add_argument("--remat-above", type=int, default=10 ** 12)
+    p.add_argument("--remat-above", type=int, default=10 ** 12,
+                   help="scaling sizes above this many edges use model.remat=--remat-mode")
+    p.add_argument("--remat-mode", default="iteration",
+                   help="model.remat above --remat-above: iteration | mlp (default: iteration)")
     p.add_argument("--torch-max-edges", type=int, default=300_000,
                    help="PyTorch eager needs ~30 GB at 1M edges; skip it above this size")
     p.add_argument("--cpus", type=int, default=0,

@@ -19,7 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls after compilation")
     parser.add_argument("--impl", default=None, help="segment classifier: fast (default) | reference")
     parser.add_argument("--dtype", default=None, help="compute dtype: float32 | bfloat16")
-    parser.add_argument("--remat", action="store_true", help="recompute activations in backward")
+    parser.add_argument("--remat", nargs="?", const="mlp", default=None, metavar="MODE",
+                        help="recompute activations in the backward pass: mlp (also bare --remat) "
+                             "| iteration (whole message-passing iterations; least memory) | none")
     parser.add_argument("--floor", action="store_true",
                         help="also time the step's matmuls alone (FLOP floor)")
     parser.add_argument("--seed", type=int, default=0)
@@ -37,8 +39,10 @@ def run(args: argparse.Namespace) -> int:
         overrides["impl"] = args.impl
     if args.dtype is not None:
         overrides["compute_dtype"] = args.dtype
-    if args.remat:
-        overrides["remat"] = True
+    if args.remat is not None:
+        from gnntrack.nn.models import remat_mode
+        overrides["remat"] = remat_mode({"true": True, "false": False}.get(args.remat.lower(),
+                                                                          args.remat.lower()))
     result = run_benchmark(args.model, hidden=args.hidden, n_iters=args.n_iters, nodes=args.nodes,
                            edges=args.edges, steps=args.steps, warmup=args.warmup,
                            model_overrides=overrides, floor=args.floor, seed=args.seed)

@@ -32,6 +32,21 @@ from gnntrack.nn.registry import get_message
 MODEL_NAMES = ("segment_classifier", "interaction_network")
 EDGE_CHUNK = 2048  # rows per cache-resident block in impl="fast" (see layers.MLP.chunk_size)
 IMPLS = ("reference", "fast")
+# model.remat values: False/"none" -> off; True/"mlp" -> per network (the original boolean);
+# "iteration" -> per message-passing iteration (see SegmentClassifier).
+REMAT_MODES = ("none", "mlp", "iteration")
+
+
+def remat_mode(value) -> str:
+    """The canonical `model.remat` mode ("none" | "mlp" | "iteration") of a config value."""
+    if value is False or value is None:
+        return "none"
+    if value is True:
+        return "mlp"
+    if isinstance(value, str) and value in REMAT_MODES:
+        return value
+    raise ConfigError(f"bad value {value!r} for config key 'model.remat'; use false, true or "
+                      f"one of {', '.join(repr(m) for m in REMAT_MODES)} (true = 'mlp')")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -56,8 +71,22 @@ class SegmentClassifier(nn.Module):
         messages linear in x (the default), projects before aggregating:
         Σ_in w·(x·K_in)[src] instead of (Σ_in w·x[src])·K_in.
     `fused_norm` / `project` / `chunk_size` override these choices one by one (benchmarks).
-    `remat` additionally recomputes whole edge/node networks in the backward pass (nn.remat);
-    note that with jax 0.10.2 on CPU it does not lower XLA's peak temp memory for this model.
+
+    `remat` (rematerialisation; same parameters, same function, less memory, more compute):
+      * False / "none": off.
+      * True / "mlp": recompute whole edge/node networks in the backward pass (nn.remat of the
+        MLPs). With jax 0.10.2 on CPU this does not lower XLA's peak temp memory for this model:
+        in straight-line code XLA:CPU's scheduler is free to run a recomputation as soon as its
+        inputs exist, long before the backward pass needs it (an unrolled per-iteration remat
+        saved nothing either, and ~15% with --xla_cpu_enable_concurrency_optimized_scheduler=false).
+      * "iteration": recompute each whole message-passing iteration (edge network -> weights ->
+        message -> node network) in the backward pass. The iterations run as a Flax-lifted
+        `nn.scan` (parameters broadcast, networks passed in, so the parameter tree is unchanged)
+        of an `nn.remat` body: only the node state x [N, hidden + F] entering each iteration is
+        kept, and each iteration is recomputed *inside* the backward loop, where no scheduler can
+        hoist it. Peak memory ~ one iteration's activations instead of `n_iters` of them: the
+        compiled train step (hidden 64, 8 iterations, Adam) at 1M edges needs 3.4 GiB instead of
+        13.4 GiB (scripts/remat_memory.py), for about one extra forward pass of compute.
     """
 
     hidden: int = 64
@@ -70,7 +99,7 @@ class SegmentClassifier(nn.Module):
     use_edge_features: bool = False
     impl: str = "reference"
     compute_dtype: str = "float32"
-    remat: bool = False
+    remat: bool | str = False        # see REMAT_MODES
     fused_norm: bool | None = None   # None: follow impl
     project: bool | None = None      # None: follow impl
     chunk_size: int | None = None    # None: follow impl (fast: EDGE_CHUNK)
@@ -83,7 +112,8 @@ class SegmentClassifier(nn.Module):
         project = fast if self.project is None else self.project
         chunk = (EDGE_CHUNK if fast else 0) if self.chunk_size is None else self.chunk_size
         dtype = get_dtype(self.compute_dtype)
-        mlp = nn.remat(MLP, static_argnums=(2, 3)) if self.remat else MLP
+        remat = remat_mode(self.remat)
+        mlp = nn.remat(MLP, static_argnums=(2, 3)) if remat == "mlp" else MLP
         common = dict(activation=self.activation, layer_norm=self.layer_norm, dtype=dtype,
                       fused_norm=fused, chunk_size=chunk if fused else 0)
         input_net = MLP([self.hidden], final_activation=True, name="input_net", **common)
@@ -93,16 +123,16 @@ class SegmentClassifier(nn.Module):
                        **common)
         message = get_message(self.message)
         projected_message = PROJECTED_MESSAGES.get(self.message) if project else None
-        senders, receivers = graph.senders, graph.receivers
-        raw = graph.nodes.astype(dtype)
-        edge_extra = [(graph.edges.astype(dtype), None)] if self.use_edge_features else []
         edge_mode = "project" if project else "concat"
         node_mode = "split" if fast else "concat"
 
-        def edge_logits(x):
-            return edge_net([(x, senders), (x, receivers)] + edge_extra, edge_mode, None)[:, 0]
+        # The networks are arguments (not closed over) so that a lifted transform of `iteration`
+        # re-binds them to its own scope; their parameters stay at the top level either way.
+        def edge_logits(edge_net, x, senders, receivers, edges):
+            extra = [(edges, None)] if edges is not None else []
+            return edge_net([(x, senders), (x, receivers)] + extra, edge_mode, None)[:, 0]
 
-        def node_update(x, w):
+        def node_update(node_net, x, w, senders, receivers):
             if projected_message is None:
                 m = message(x, w[:, None], senders, receivers)
                 return node_net([(m, None), (x, None)], node_mode, None)
@@ -113,11 +143,30 @@ class SegmentClassifier(nn.Module):
 
             return node_net([(x, None)] * 3, node_mode, combine)
 
+        def iteration(module, edge_net, node_net, x, raw, senders, receivers, edges):
+            del module  # the lifted transform's handle on this module's scope; unused
+            w = jax.nn.sigmoid(edge_logits(edge_net, x, senders, receivers, edges))
+            return jnp.concatenate([node_update(node_net, x, w, senders, receivers), raw],
+                                   axis=-1) + x
+
+        senders, receivers = graph.senders, graph.receivers
+        raw = graph.nodes.astype(dtype)
+        edges = graph.edges.astype(dtype) if self.use_edge_features else None
+
         x = jnp.concatenate([input_net([(raw, None)]), raw], axis=-1)
-        for _ in range(self.n_iters):
-            w = jax.nn.sigmoid(edge_logits(x))
-            x = jnp.concatenate([node_update(x, w), raw], axis=-1) + x
-        return edge_logits(x).astype(jnp.float32)
+        if remat == "iteration" and self.n_iters > 0:
+            def step(module, x, edge_net, node_net, raw, senders, receivers, edges):
+                x = iteration(module, edge_net, node_net, x, raw, senders, receivers, edges)
+                return x, None
+
+            scan = nn.scan(nn.remat(step, prevent_cse=False), variable_broadcast="params",
+                           split_rngs={"params": False}, in_axes=nn.broadcast,
+                           length=self.n_iters)
+            x, _ = scan(self, x, edge_net, node_net, raw, senders, receivers, edges)
+        else:
+            for _ in range(self.n_iters):
+                x = iteration(self, edge_net, node_net, x, raw, senders, receivers, edges)
+        return edge_logits(edge_net, x, senders, receivers, edges).astype(jnp.float32)
 
 
 def _projected_bidirectional_weighted_sum(x, w, senders, receivers, k_in, k_out):
@@ -188,7 +237,10 @@ def default_model_config(name: str = "segment_classifier") -> ml_collections.Con
         return ml_collections.ConfigDict(dict(
             name=name, hidden=64, n_iters=8, message="bidirectional_weighted_sum",
             activation="tanh", layer_norm=True, edge_layers=3, node_layers=4,
-            use_edge_features=False, impl="fast", compute_dtype="float32", remat=False))
+            use_edge_features=False, impl="fast", compute_dtype="float32",
+            # False | True | "none" | "mlp" | "iteration": typed `object` so a boolean default
+            # can still be overridden with a string (--config.model.remat=iteration).
+            remat=ml_collections.FieldReference(False, field_type=object)))
     if name == "interaction_network":
         return ml_collections.ConfigDict(dict(
             name=name, hidden=40, n_iters=1, message="sum_incoming", activation="relu",
@@ -215,6 +267,7 @@ def build_model(model_config: ml_collections.ConfigDict | dict) -> nn.Module:
     if name == "segment_classifier":
         if values["impl"] not in IMPLS:
             raise ConfigError(f"unknown model.impl {values['impl']!r}; available: {', '.join(IMPLS)}")
+        remat_mode(values["remat"])
         return SegmentClassifier(**values)
     return InteractionNetwork(**values)
 

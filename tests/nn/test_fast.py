@@ -10,24 +10,13 @@ import pytest
 from gnntrack.bench import random_graph
 from gnntrack.nn.layers import norm_act
 from gnntrack.nn.models import SegmentClassifier, build_model, default_model_config
-
-
-def _perturbed_params(model, graph, seed=0):
-    """Init, then move LayerNorm scales/biases off 1/0 so every parameter matters."""
-    params = jax.jit(model.init)(jax.random.key(seed), graph)["params"]
-    leaves, tree = jax.tree_util.tree_flatten(params)
-    keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
-    return jax.tree_util.tree_unflatten(
-        tree, [a + 0.1 * jax.random.normal(k, a.shape) for a, k in zip(leaves, keys)])
-
-
-def _loss(model, graph):
-    return lambda p: jnp.sum(jnp.tanh(model.apply({"params": p}, graph)))
+from tests.nn.model_helpers import perturbed_params, tanh_loss
 
 
 @pytest.mark.parametrize("variant", [
     dict(impl="fast", chunk_size=64),        # all levers; several chunks plus a padded remainder
     dict(impl="fast", remat=True, chunk_size=100),
+    dict(impl="fast", remat="iteration", chunk_size=64),  # scanned, rematerialised iterations
     dict(fused_norm=True, chunk_size=0),
     dict(project=True),
     dict(impl="fast", message="weighted_sum_in"),  # non-projectable message: generic path
@@ -37,14 +26,14 @@ def test_fast_matches_reference_logits_and_gradients(variant):
     message = variant.get("message", "bidirectional_weighted_sum")
     reference = SegmentClassifier(hidden=8, n_iters=2, message=message)
     fast = SegmentClassifier(hidden=8, n_iters=2, **variant)
-    params = _perturbed_params(reference, graph)
+    params = perturbed_params(reference, graph)
     assert (jax.tree_util.tree_structure(jax.eval_shape(fast.init, jax.random.key(0), graph)["params"])
             == jax.tree_util.tree_structure(params))
     np.testing.assert_allclose(jax.jit(fast.apply)({"params": params}, graph),
                                jax.jit(reference.apply)({"params": params}, graph),
                                rtol=1e-5, atol=1e-5)
-    g_ref = jax.jit(jax.grad(_loss(reference, graph)))(params)
-    g_fast = jax.jit(jax.grad(_loss(fast, graph)))(params)
+    g_ref = jax.jit(jax.grad(tanh_loss(reference, graph)))(params)
+    g_fast = jax.jit(jax.grad(tanh_loss(fast, graph)))(params)
     for a, b in zip(jax.tree_util.tree_leaves(g_fast), jax.tree_util.tree_leaves(g_ref)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(jnp.abs(b).max()) + 1e-6)
 
@@ -100,8 +89,8 @@ def test_fast_matches_reference_under_shard_map():
     stacked = jax.tree_util.tree_map(lambda *a: np.stack(a), *graphs)
     mesh = Mesh(devices, ("d",))
     results = []
-    for impl in ("reference", "fast"):
-        model = SegmentClassifier(hidden=8, n_iters=2, impl=impl, chunk_size=32)
+    for impl, remat in (("reference", False), ("fast", False), ("fast", "iteration")):
+        model = SegmentClassifier(hidden=8, n_iters=2, impl=impl, chunk_size=32, remat=remat)
 
         def per_device(params, graph, model=model):
             graph = jax.tree_util.tree_map(lambda a: a[0], graph)
@@ -110,11 +99,12 @@ def test_fast_matches_reference_under_shard_map():
             return jax.lax.pmean(loss, "d"), jax.lax.pmean(grads, "d")
 
         if impl == "reference":
-            params = _perturbed_params(model, graphs[0])
+            params = perturbed_params(model, graphs[0])
         step = jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P("d")),
                                      out_specs=(P(), P())))
         results.append(step(params, stacked))
-    (loss_ref, g_ref), (loss_fast, g_fast) = results
-    np.testing.assert_allclose(loss_fast, loss_ref, rtol=1e-5)
-    for a, b in zip(jax.tree_util.tree_leaves(g_fast), jax.tree_util.tree_leaves(g_ref)):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(jnp.abs(b).max()) + 1e-6)
+    (loss_ref, g_ref), *others = results
+    for loss_fast, g_fast in others:
+        np.testing.assert_allclose(loss_fast, loss_ref, rtol=1e-5)
+        for a, b in zip(jax.tree_util.tree_leaves(g_fast), jax.tree_util.tree_leaves(g_ref)):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(jnp.abs(b).max()) + 1e-6)
