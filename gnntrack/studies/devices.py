@@ -77,16 +77,9 @@ def default_device_study_config() -> ml_collections.ConfigDict:
 def split_device_study_config(config: ml_collections.ConfigDict
                               ) -> tuple[ml_collections.ConfigDict, ml_collections.ConfigDict]:
     """(base run config, validated study section merged over the defaults)."""
-    from gnntrack.config import check_known_keys
-    from gnntrack.studies.scaling import _merge
+    from gnntrack.studies.scaling import split_study_section
 
-    if "study" not in config:
-        raise ConfigError("the experiment config has no 'study' section (see "
-                          "gnntrack.studies.devices.default_device_study_config())")
-    study = ml_collections.ConfigDict(config.study.to_dict())
-    check_known_keys(study, default_device_study_config(), where="study")
-    merged = default_device_study_config()
-    _merge(merged, study)
+    base, merged = split_study_section(config, default_device_study_config)
     if merged.platform not in PLATFORMS:
         raise ConfigError(f"config key 'study.platform' must be one of {', '.join(PLATFORMS)}, got {merged.platform!r}")
     bad = [b for b in merged.batchings if b not in BATCHINGS]
@@ -97,8 +90,6 @@ def split_device_study_config(config: ml_collections.ConfigDict
     for key in ("strong_batch", "weak_per_device", "steps"):
         if int(merged[key]) < 1:
             raise ConfigError(f"config key 'study.{key}' must be >= 1, got {merged[key]}")
-    base = ml_collections.ConfigDict({k: config[k].to_dict() if isinstance(config[k], ml_collections.ConfigDict)
-                                      else config[k] for k in config.keys() if k != "study"})
     return base, merged
 
 

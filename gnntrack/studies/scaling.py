@@ -183,15 +183,7 @@ def step_budget(study: ml_collections.ConfigDict, batch_size: int) -> int:
 def split_study_config(config: ml_collections.ConfigDict
                        ) -> tuple[ml_collections.ConfigDict, ml_collections.ConfigDict]:
     """(base run config without `study`, study section validated against the defaults)."""
-    from gnntrack.config import check_known_keys
-
-    if "study" not in config:
-        raise ConfigError("the experiment config has no 'study' section (see "
-                          "gnntrack.studies.scaling.default_batch_study_config())")
-    study = ml_collections.ConfigDict(config.study.to_dict())
-    check_known_keys(study, default_batch_study_config(), where="study")
-    merged = default_batch_study_config()
-    _merge(merged, study)
+    base, merged = split_study_section(config, default_batch_study_config)
     if merged.backend not in BACKENDS:
         raise ConfigError(f"config key 'study.backend' must be one of {', '.join(BACKENDS)}, got {merged.backend!r}")
     if not merged.batch_sizes or any(int(b) < 1 for b in merged.batch_sizes):
@@ -209,6 +201,23 @@ def split_study_config(config: ml_collections.ConfigDict
     if int(merged.lr_grid_points) < 1:
         raise ConfigError("config key 'study.lr_grid_points' must be >= 1")
     Target(merged.target_metric, float(merged.target_value), merged.target_mode)
+    return base, merged
+
+
+def split_study_section(config: ml_collections.ConfigDict, defaults: Callable[[], ml_collections.ConfigDict]
+                        ) -> tuple[ml_collections.ConfigDict, ml_collections.ConfigDict]:
+    """(base run config: a copy of `config` without `study`, the `study` section merged over
+    `defaults()`). ConfigError when the section is missing or holds a key `defaults()` lacks;
+    each study then checks its own values."""
+    from gnntrack.config import check_known_keys
+
+    if "study" not in config:
+        raise ConfigError(f"the experiment config has no 'study' section (see "
+                          f"{defaults.__module__}.{defaults.__name__}())")
+    study = ml_collections.ConfigDict(config.study.to_dict())
+    check_known_keys(study, defaults(), where="study")
+    merged = defaults()
+    _merge(merged, study)
     base = ml_collections.ConfigDict({k: copy.deepcopy(config[k].to_dict() if isinstance(
         config[k], ml_collections.ConfigDict) else config[k]) for k in config.keys() if k != "study"})
     return base, merged
