@@ -15,6 +15,7 @@ that a resume would pick up.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from pathlib import Path
@@ -25,6 +26,17 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as ocm
 
 from gnntrack.errors import GnnTrackError
+
+
+class _BetweenEvaluationsFilter(logging.Filter):
+    """Drops orbax's warning for checkpoints saved between evaluations (no metrics by design:
+    the best-N policy ranks only evaluated ones), which would otherwise print at every such save."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "did not provide metrics" not in record.getMessage()
+
+
+logging.getLogger("absl").addFilter(_BetweenEvaluationsFilter())
 
 CHECKPOINT_DIR_NAME = "checkpoints"
 

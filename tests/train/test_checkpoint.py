@@ -60,3 +60,15 @@ def test_no_checkpoint_is_a_clear_error(tmp_path):
             ck.restore()
     with pytest.raises(GnnTrackError, match="keep_checkpoints"):
         Checkpointer(tmp_path / "bad", keep=0)
+
+
+def test_checkpoints_between_evaluations_do_not_warn(tmp_path, caplog):
+    """A checkpoint without metrics is normal (between evaluations): no orbax warning per save."""
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        with Checkpointer(tmp_path / "ck", keep=2, best_metric="val_f1") as ck:
+            ck.save(1, _state(1.0), {}, None)
+            ck.save(2, _state(2.0), {}, {"val_f1": 0.5})
+            assert ck.all_steps() == [1, 2]
+    assert not [r for r in caplog.records if "metrics" in r.getMessage()]
