@@ -193,7 +193,7 @@ def matmul_floor(fn: Callable, *args, repeats: int = 5, cpu_time: bool = False) 
         lhs = jnp.asarray(rng.normal(size=lhs_shape), dtype)
         rhs = jnp.asarray(rng.normal(size=rhs_shape), dtype)
         dot = jax.jit(functools.partial(jax.lax.dot_general, dimension_numbers=dn))
-        seconds = _median_seconds(lambda: dot(lhs, rhs), warmup=1, steps=repeats, cpu_time=cpu_time)
+        seconds = median_seconds(lambda: dot(lhs, rhs), warmup=1, steps=repeats, cpu_time=cpu_time)
         total_flops += n * _dot_flops(lhs_shape, rhs_shape, dn)
         total_seconds += n * seconds
     return dict(dot_flops=total_flops, dot_seconds=total_seconds,
@@ -201,7 +201,7 @@ def matmul_floor(fn: Callable, *args, repeats: int = 5, cpu_time: bool = False) 
                 n_dots=int(sum(counts.values())))
 
 
-def _median_seconds(call: Callable[[], Any], warmup: int, steps: int, cpu_time: bool = False) -> float:
+def median_seconds(call: Callable[[], Any], warmup: int, steps: int, cpu_time: bool = False) -> float:
     """Median seconds per call; `cpu_time` uses this process's CPU time instead of wall-clock
     (robust on a shared machine when XLA runs single-threaded; see scripts/compare_pytorch.py)."""
     clock = time.process_time if cpu_time else time.perf_counter
@@ -268,8 +268,8 @@ def run_benchmark(model: str = "segment_classifier", *, hidden: int | None = Non
             state["params"], state["opt_state"], graph, y, mask)
         return loss
 
-    train_s = _median_seconds(one_train_step, warmup, steps)
-    infer_s = _median_seconds(lambda: infer(state["params"], graph), warmup, steps)
+    train_s = median_seconds(one_train_step, warmup, steps)
+    infer_s = median_seconds(lambda: infer(state["params"], graph), warmup, steps)
     result = dict(
         model=model, hidden=int(config.hidden), n_iters=int(config.n_iters), nodes=nodes,
         edges=edges, params=n_params, steps=steps,

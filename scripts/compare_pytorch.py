@@ -36,7 +36,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import time
 
 import numpy as np
 
@@ -129,16 +128,9 @@ CPU_TIME = False  # set by --cpus 1: time with process CPU time (robust on a sha
 
 
 def _median_ms(call, warmup, steps):
-    import jax
-    clock = time.process_time if CPU_TIME else time.perf_counter
-    for _ in range(warmup):
-        jax.block_until_ready(call())
-    times = []
-    for _ in range(steps):
-        start = clock()
-        jax.block_until_ready(call())
-        times.append(1e3 * (clock() - start))
-    return statistics.median(times)
+    from gnntrack.bench import median_seconds
+
+    return 1e3 * median_seconds(call, warmup, steps, cpu_time=CPU_TIME)
 
 
 # ---------------------------------------------------------------------------------------------
