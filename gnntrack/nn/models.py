@@ -26,7 +26,7 @@ import ml_collections
 
 from gnntrack.config import check_known_keys
 from gnntrack.errors import ConfigError
-from gnntrack.nn.layers import MLP, get_activation, get_dtype
+from gnntrack.nn.layers import MLP, gather_rows, get_activation, get_dtype
 from gnntrack.nn.registry import get_message
 
 MODEL_NAMES = ("segment_classifier", "interaction_network")
@@ -172,11 +172,10 @@ class SegmentClassifier(nn.Module):
 def _projected_bidirectional_weighted_sum(x, w, senders, receivers, k_in, k_out):
     """bidirectional_weighted_sum(x, w)·[K_in; K_out] computed as Σ_in w·(x·K_in)[src] +
     Σ_out w·(x·K_out)[dst]: one [N, D]×[D, 2H] matmul, then width-H gathers and sums."""
-    n, h = x.shape[0], k_in.shape[1]
-    p = x @ jnp.concatenate([k_in, k_out], axis=1)
-    w = w[:, None].astype(p.dtype)
-    incoming = jax.ops.segment_sum(w * p[senders, :h], receivers, num_segments=n)
-    outgoing = jax.ops.segment_sum(w * p[receivers, h:], senders, num_segments=n)
+    n = x.shape[0]
+    w = w[:, None].astype(x.dtype)
+    incoming = jax.ops.segment_sum(w * gather_rows(x @ k_in, senders), receivers, num_segments=n)
+    outgoing = jax.ops.segment_sum(w * gather_rows(x @ k_out, receivers), senders, num_segments=n)
     return incoming + outgoing
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gnntrack.bench import random_graph
-from gnntrack.nn.layers import norm_act
+from gnntrack.nn.layers import gather_rows, norm_act
 from gnntrack.nn.models import SegmentClassifier, build_model, default_model_config
 from tests.nn.model_helpers import perturbed_params, tanh_loss
 
@@ -108,3 +108,12 @@ def test_fast_matches_reference_under_shard_map():
         np.testing.assert_allclose(loss_fast, loss_ref, rtol=1e-5)
         for a, b in zip(jax.tree_util.tree_leaves(g_fast), jax.tree_util.tree_leaves(g_ref)):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(jnp.abs(b).max()) + 1e-6)
+
+
+def test_gather_rows_is_plain_indexing_with_the_same_gradient():
+    table = jax.random.normal(jax.random.key(0), (7, 3))
+    index = jnp.array([6, 0, 0, 3, 6], jnp.int32)  # repeats: gradients must accumulate
+    np.testing.assert_array_equal(gather_rows(table, index), table[index])
+    weights = jnp.arange(15.0).reshape(5, 3)
+    np.testing.assert_allclose(jax.grad(lambda t: jnp.sum(weights * gather_rows(t, index)))(table),
+                               jax.grad(lambda t: jnp.sum(weights * t[index]))(table))
