@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import functools
 import statistics
+import sys
 import time
 from typing import Any, Callable
 
@@ -199,6 +200,22 @@ def matmul_floor(fn: Callable, *args, repeats: int = 5, cpu_time: bool = False) 
     return dict(dot_flops=total_flops, dot_seconds=total_seconds,
                 matmul_gflops_per_s=total_flops / max(total_seconds, 1e-12) / 1e9,
                 n_dots=int(sum(counts.values())))
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory. Linux: VmHWM of /proc/self/status, which belongs to
+    the current address space; `ru_maxrss` would not do for a subprocess, because Linux keeps it
+    across fork + exec, so a child started by a big parent reports at least the parent's RSS."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
 def median_seconds(call: Callable[[], Any], warmup: int, steps: int, cpu_time: bool = False) -> float:

@@ -20,6 +20,11 @@ FLOP floor: XLA's cost analysis gives the FLOPs of the *naive* (impl="reference"
 every matmul of that step is then timed alone on its own shapes, giving this machine's matmul
 rate for the step; floor = naive FLOPs / that rate. "ours / floor" <= 1.5 is the issue's goal.
 
+Attainable bound: the same timing on *our* step's matmuls (impl="fast" arithmetic, unchunked)
+and on our forward pass gives the time those matmuls alone take here; PyTorch's time over it is
+the largest speed-up any implementation of this arithmetic could show on this machine with
+XLA's matmuls (everything that is not a matmul counted as free).
+
 Scaling: each size runs in a fresh subprocess (so peak RSS is per size); sizes above
 --remat-above edges (default: none) use model.remat=--remat-mode (default "iteration": each
 message-passing iteration recomputed in the backward pass; compiled train step at 1M edges
@@ -32,7 +37,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -179,12 +183,24 @@ def flop_floor(nodes, edges, hidden, n_iters, overrides, repeats):
     for key, o in (("naive", naive), ("ours", ours)):
         opt_state = o["tx"].init(o["params"])
         out[f"{key}_flops"] = compiled_flops(o["train_step"], o["params"], opt_state, o["g"], o["yy"], o["mask"])
-    loss_fn = make_loss_fn(naive["model"])
     import jax
-    grad_fn = lambda p: jax.value_and_grad(loss_fn)(p, naive["g"], naive["yy"], naive["mask"], 1.0)  # noqa: E731
-    mm = matmul_floor(grad_fn, naive["params"], repeats=repeats, cpu_time=CPU_TIME)
+
+    def grad_fn(o):
+        loss_fn = make_loss_fn(o["model"])
+        return lambda p: jax.value_and_grad(loss_fn)(p, o["g"], o["yy"], o["mask"], 1.0)
+
+    mm = matmul_floor(grad_fn(naive), naive["params"], repeats=repeats, cpu_time=CPU_TIME)
     out["matmul_gflops_per_s"] = mm["matmul_gflops_per_s"]
     out["floor_ms"] = 1e3 * out["naive_flops"] / (mm["matmul_gflops_per_s"] * 1e9)
+    # Attainable bound for *our* arithmetic: every matmul of our train step (and of our forward
+    # pass) timed alone on its own shapes and summed -- what the step would take if everything
+    # else (gathers, scatters, LayerNorm, tanh, Adam, loop overhead) were free. PyTorch's time
+    # over this is the best speed-up any implementation of this arithmetic could show here.
+    out["ours_train_matmul_ms"] = 1e3 * matmul_floor(
+        grad_fn(ours), ours["params"], repeats=repeats, cpu_time=CPU_TIME)["dot_seconds"]
+    forward = lambda p: ours["model"].apply({"params": p}, ours["g"])  # noqa: E731
+    out["ours_infer_matmul_ms"] = 1e3 * matmul_floor(
+        forward, ours["params"], repeats=repeats, cpu_time=CPU_TIME)["dot_seconds"]
     return out
 
 
@@ -219,6 +235,9 @@ def compare(args):
         summary["ours_over_floor"] = summary["ours_train_ms"] / summary["floor_ms"]
         summary["ours_gflops_per_s"] = summary["ours_flops"] / summary["ours_train_ms"] / 1e6
         summary["naive_equiv_gflops_per_s"] = summary["naive_flops"] / summary["ours_train_ms"] / 1e6
+        if "torch_train_ms" in summary:
+            summary["best_train_speedup"] = summary["torch_train_ms"] / summary["ours_train_matmul_ms"]
+            summary["best_infer_speedup"] = summary["torch_infer_ms"] / summary["ours_infer_matmul_ms"]
     summary["ours_edges_per_s"] = args.edges / summary["ours_train_ms"] * 1e3
     if "torch_train_ms" in summary:
         summary["torch_edges_per_s"] = args.edges / summary["torch_train_ms"] * 1e3
@@ -253,8 +272,21 @@ def print_table(s):
     print(f"| ours / floor | {f('ours_over_floor', '{:.2f}')} |")
     print(f"| achieved GFLOP/s (our FLOPs / our time) | {f('ours_gflops_per_s')} |")
     print(f"| naive-equivalent GFLOP/s (naive FLOPs / our time) | {f('naive_equiv_gflops_per_s')} |")
+    print()
+    print("| attainable bound for our arithmetic (its matmuls alone, everything else free) | train | inference |")
+    print("|---|---:|---:|")
+    print(f"| our matmuls alone at this machine's rate (ms) | {f('ours_train_matmul_ms')} "
+          f"| {f('ours_infer_matmul_ms')} |")
+    print(f"| PyTorch / that = best attainable speed-up | {f('best_train_speedup', '{:.2f}x')} "
+          f"| {f('best_infer_speedup', '{:.2f}x')} |")
+    print(f"| ours / that (time outside the matmuls, as a factor) | "
+          f"{_ratio(s, 'ours_train_ms', 'ours_train_matmul_ms')} | {_ratio(s, 'ours_infer_ms', 'ours_infer_matmul_ms')} |")
     if "max_abs_logit_diff_vs_torch" in s:
         print(f"| max abs logit difference, ours vs PyTorch, same params | {s['max_abs_logit_diff_vs_torch']:.2e} |")
+
+
+def _ratio(s, num, den):
+    return f"{s[num] / s[den]:.2f}" if num in s and den in s else "n/a"
 
 
 def scaling(args):
@@ -280,12 +312,12 @@ def scaling(args):
         rows.append(row)
         print(f"  {edges:>9,} edges: ours {row['ours_train_ms']:.1f} ms"
               + (f", torch {row['torch_train_ms']:.1f} ms" if "torch_train_ms" in row else "")
-              + f", peak RSS {row['peak_rss_gb']:.2f} GB", flush=True)
+              + f", peak RSS {row['peak_rss_gb']:.2f} GiB", flush=True)
     if not rows:
         return rows
     base = rows[0]
     print("\n| edges | nodes | remat | ours train (ms) | µs / edge | time ÷ linear from smallest | ours infer (ms) "
-          "| PyTorch train (ms) | peak RSS (GB) |")
+          "| PyTorch train (ms) | peak RSS (GiB) |")
     print("|---:|---:|:-:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         linear = base["ours_train_ms"] * r["edges"] / base["edges"]
@@ -353,7 +385,8 @@ def main(argv=None):
     if args.child:  # one scaling point: print one JSON line with peak RSS
         args.repeats, args.no_floor = 1, True
         s = compare(args)
-        s["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
+        from gnntrack.bench import peak_rss_bytes
+        s["peak_rss_gb"] = peak_rss_bytes() / 1024 ** 3
         print(json.dumps(s))
         return 0
 
