@@ -53,8 +53,10 @@ class ConcatDense(nn.Module):
       "concat"  -- reference: concatenate the (gathered) parts, then one matmul.
       "split"   -- Σ_i part_i · K_i, no concatenation materialised.
       "project" -- like "split", but parts that are gathered get projected before the gather
-                   (per node, N rows instead of E rows); parts sharing an array are projected in
-                   one matmul. Identical in exact arithmetic; differs by float rounding only.
+                   (per node, N rows instead of E rows), each part into its own contiguous
+                   [N, F] table. Identical in exact arithmetic; differs by float rounding only.
+      "project_terms" -- the projected (table, index) pairs and the bias, unsummed, for a
+                   caller that gathers them itself (MLP's row-block loop).
     With `combine`, the parts only give the kernel's row blocks K_i and the layer returns
     `combine([K_0, K_1, ...]) + bias` (the caller applies the blocks itself).
     """
@@ -284,12 +286,14 @@ def _rows(parts) -> int:
 
 
 def _chunked_gathered_rows(fn, terms, bias, rows, params, chunk):
-    """fn(Σ_i term_i + bias, params) over row blocks of `chunk` rows, where a term is either
-    (table [N, F], index [R]) -- gathered *inside* the block -- or (rows [R, F], None).
+    """fn(Σ_i term_i (+ bias), params) -> [R, F_out], over row blocks of `chunk` rows, each block
+    rematerialised in the backward pass (its activations stay in cache instead of being stored).
+    A term is either (table [N, F], index [R]) -- gathered *inside* the block -- or
+    (rows [R, F], None); `bias` [F] or None.
 
-    Blocks are rematerialised in the backward pass like `_chunked_rows`. Indices are padded
-    with 0 (a valid row), so the padded rows compute garbage that is sliced off; the gradient
-    of a table accumulates over blocks (the scan transpose's carry), never over an [R, F] array.
+    Indices are padded with 0 (a valid row) and row terms with zeros; the padded rows compute
+    garbage that is sliced off. A table's gradient accumulates over blocks (the scan transpose's
+    carry), never over an [R, F] array.
     """
     n_chunks = -(-rows // chunk)
     pad = n_chunks * chunk - rows
@@ -305,7 +309,8 @@ def _chunked_gathered_rows(fn, terms, bias, rows, params, chunk):
     def block(tables, bias, params, pieces):
         h = bias
         for table, piece in zip(tables, pieces):
-            h = h + (piece if table is None else gather_rows(table, piece))
+            piece = piece if table is None else gather_rows(table, piece)
+            h = piece if h is None else h + piece
         return fn(h, params)
 
     block = jax.checkpoint(block)
@@ -314,13 +319,5 @@ def _chunked_gathered_rows(fn, terms, bias, rows, params, chunk):
 
 
 def _chunked_rows(fn, h, params, chunk):
-    """fn(h, params) applied to row blocks of h [R, F] (zero-padded to a multiple of `chunk`),
-    each block rematerialised in the backward pass; returns [R, F_out]."""
-    rows = h.shape[0]
-    n_chunks = -(-rows // chunk)
-    pad = n_chunks * chunk - rows
-    if pad:
-        h = jnp.pad(h, ((0, pad), (0, 0)))
-    block = jax.checkpoint(fn)
-    out = jax.lax.map(lambda hc: block(hc, params), h.reshape(n_chunks, chunk, h.shape[-1]))
-    return out.reshape(n_chunks * chunk, out.shape[-1])[:rows]
+    """fn(h, params) applied to row blocks of h [R, F]; see `_chunked_gathered_rows`."""
+    return _chunked_gathered_rows(fn, [(h, None)], None, h.shape[0], params, chunk)

@@ -63,7 +63,8 @@ class SegmentClassifier(nn.Module):
     impl="reference" is that formulation literally. impl="fast" (the config default) computes
     the same function with the same parameters (equal up to float rounding; tested) faster:
       * the edge network's first layer is applied per node before the gather,
-        (x·K_src)[senders] + (x·K_dst)[receivers], instead of on the [E, 2D] concatenation;
+        (x·K_src)[senders] + (x·K_dst)[receivers], instead of on the [E, 2D] concatenation,
+        and the gathers happen inside the row blocks below (no [E, H] array is materialised);
       * LayerNorm + tanh use a hand-written backward pass (`layers.norm_act`);
       * everything after each MLP's first matmul runs over blocks of `EDGE_CHUNK` rows under
         `jax.checkpoint` (cache-resident; recomputed in the backward pass, not stored);
@@ -171,7 +172,7 @@ class SegmentClassifier(nn.Module):
 
 def _projected_bidirectional_weighted_sum(x, w, senders, receivers, k_in, k_out):
     """bidirectional_weighted_sum(x, w)·[K_in; K_out] computed as Σ_in w·(x·K_in)[src] +
-    Σ_out w·(x·K_out)[dst]: one [N, D]×[D, 2H] matmul, then width-H gathers and sums."""
+    Σ_out w·(x·K_out)[dst]: two [N, D]×[D, H] matmuls, then width-H gathers and sums."""
     n = x.shape[0]
     w = w[:, None].astype(x.dtype)
     incoming = jax.ops.segment_sum(w * gather_rows(x @ k_in, senders), receivers, num_segments=n)
