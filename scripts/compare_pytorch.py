@@ -25,6 +25,13 @@ and on our forward pass gives the time those matmuls alone take here; PyTorch's 
 the largest speed-up any implementation of this arithmetic could show on this machine with
 XLA's matmuls (everything that is not a matmul counted as free).
 
+On a GPU (JAX's default backend "gpu"), PyTorch runs on CUDA too (--torch-device), each timed
+call waits for the device (torch.cuda.synchronize / block_until_ready), float32 matmuls are
+pinned to the same precision in both frameworks (--matmul-precision: strict float32 unless tf32
+is asked for; the frameworks' own defaults differ), and the scaling table adds each side's peak
+device memory. The FLOP floor there times each matmul alone, launch overhead included, so it is
+an upper bound on the floor rather than a rate-limited one.
+
 Scaling: each size runs in a fresh subprocess (so peak RSS is per size); sizes above
 --remat-above edges (default: none) use model.remat=--remat-mode (default "iteration": each
 message-passing iteration recomputed in the backward pass; compiled train step at 1M edges
@@ -102,15 +109,21 @@ def time_torch(params, graph, y, hidden, n_iters, steps, warmup, pos_weight=1.0)
 
     if os.environ.get("OMP_NUM_THREADS"):
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-    model = build_torch_model(params, hidden, n_iters)
-    raw = torch.from_numpy(np.array(graph.nodes))
-    s = torch.from_numpy(np.asarray(graph.senders).astype(np.int64))
-    r = torch.from_numpy(np.asarray(graph.receivers).astype(np.int64))
-    yt = torch.from_numpy(np.array(y))
+    device = torch.device(TORCH_DEVICE)
+    if device.type == "cuda":  # like-for-like with JAX's matmul precision (see --matmul-precision)
+        torch.backends.cuda.matmul.allow_tf32 = MATMUL_PRECISION == "tf32"
+        torch.backends.cudnn.allow_tf32 = MATMUL_PRECISION == "tf32"
+    model = build_torch_model(params, hidden, n_iters).to(device)
+    raw = torch.from_numpy(np.array(graph.nodes)).to(device)
+    s = torch.from_numpy(np.asarray(graph.senders).astype(np.int64)).to(device)
+    r = torch.from_numpy(np.asarray(graph.receivers).astype(np.int64)).to(device)
+    yt = torch.from_numpy(np.array(y)).to(device)
     weight = torch.where(yt > 0.5, pos_weight, 1.0)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     with torch.no_grad():
-        logits0 = model(raw, s, r).numpy().copy()
+        logits0 = model(raw, s, r).cpu().numpy().copy()
+    # CUDA runs asynchronously: a timed call ends only when the device has finished its work.
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     def train():
         opt.zero_grad(set_to_none=True)
@@ -118,17 +131,26 @@ def time_torch(params, graph, y, hidden, n_iters, steps, warmup, pos_weight=1.0)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, yt, weight=weight)
         loss.backward()
         opt.step()
+        sync()
         return loss
 
     def infer():
         with torch.no_grad():
-            return torch.sigmoid(model(raw, s, r))
+            out = torch.sigmoid(model(raw, s, r))
+        sync()
+        return out
 
-    return dict(train_ms=_median_ms(train, warmup, steps), infer_ms=_median_ms(infer, warmup, steps),
-                logits0=logits0, threads=torch.get_num_threads(), version=torch.__version__)
+    out = dict(train_ms=_median_ms(train, warmup, steps), infer_ms=_median_ms(infer, warmup, steps),
+               logits0=logits0, threads=torch.get_num_threads(), version=torch.__version__,
+               device=str(device))
+    if device.type == "cuda":
+        out["peak_device_gb"] = torch.cuda.max_memory_allocated(device) / 1024 ** 3
+    return out
 
 
 CPU_TIME = False  # set by --cpus 1: time with process CPU time (robust on a shared machine)
+TORCH_DEVICE = "cpu"  # set by --torch-device ("auto": cuda when JAX runs on a GPU and torch sees one)
+MATMUL_PRECISION = "default"  # set by --matmul-precision (GPU only: float32 | tf32)
 
 
 def _median_ms(call, warmup, steps):
@@ -230,6 +252,9 @@ def compare(args):
         summary["max_abs_logit_diff_vs_torch"] = float(np.abs(torch_info["logits0"] - ours_logits).max())
         summary["torch_threads"] = torch_info["threads"]
         summary["torch_version"] = torch_info["version"]
+        summary["torch_device"] = torch_info["device"]
+        if "peak_device_gb" in torch_info:
+            summary["torch_peak_device_gb"] = torch_info["peak_device_gb"]
     if not args.no_floor:
         summary.update(flop_floor(args.nodes, args.edges, args.hidden, args.n_iters, overrides, args.floor_repeats))
         summary["ours_over_floor"] = summary["ours_train_ms"] / summary["floor_ms"]
@@ -245,7 +270,10 @@ def compare(args):
                    overrides=overrides, repeats=args.repeats, steps=args.steps,
                    jax_version=jax.__version__, cpu_count=len(os.sched_getaffinity(0)),
                    clock="process CPU time" if CPU_TIME else "wall-clock",
-                   device=jax.devices()[0].device_kind)
+                   device=jax.devices()[0].device_kind, matmul_precision=MATMUL_PRECISION)
+    stats = jax.devices()[0].memory_stats() or {}  # accelerators only; None on CPU
+    if "peak_bytes_in_use" in stats:
+        summary["ours_peak_device_gb"] = stats["peak_bytes_in_use"] / 1024 ** 3
     return summary
 
 
@@ -254,7 +282,9 @@ def print_table(s):
         return fmt.format(s[key]) if key in s else "n/a"
     print(f"\nSegment classifier, hidden {s['hidden']}, {s['n_iters']} iterations, {s['nodes']:,} nodes, "
           f"{s['edges']:,} edges, Adam + weighted BCE, float32; {s['cpu_count']} CPU cores; "
-          f"jax {s['jax_version']}, torch {s.get('torch_version', 'n/a')}; model options {s['overrides']}")
+          f"jax {s['jax_version']} on {s['device']}, torch {s.get('torch_version', 'n/a')} on "
+          f"{s.get('torch_device', 'n/a')}; matmul precision {s['matmul_precision']}; "
+          f"model options {s['overrides']}")
     print(f"{s['clock']}; medians over {s['repeats']} repeats of (median of {s['steps']} steps), "
           f"ours and PyTorch back to back\n")
     print("| | ours (JAX) | PyTorch eager | PyTorch / ours |")
@@ -300,6 +330,7 @@ def scaling(args):
         cmd = [sys.executable, __file__, "--child", "--nodes", str(nodes), "--edges", str(edges),
                "--hidden", str(args.hidden), "--n-iters", str(args.n_iters),
                "--steps", str(args.scaling_steps), "--warmup", "1", "--overrides", json.dumps(overrides)]
+        cmd += ["--torch-device", args.torch_device, "--matmul-precision", args.matmul_precision]
         if args.cpus:
             cmd += ["--cpus", str(args.cpus)] + (["--wall"] if args.wall else [])
         if edges > args.torch_max_edges or args.skip_torch:
@@ -312,7 +343,11 @@ def scaling(args):
         rows.append(row)
         print(f"  {edges:>9,} edges: ours {row['ours_train_ms']:.1f} ms"
               + (f", torch {row['torch_train_ms']:.1f} ms" if "torch_train_ms" in row else "")
-              + f", peak RSS {row['peak_rss_gb']:.2f} GiB", flush=True)
+              + f", peak RSS {row['peak_rss_gb']:.2f} GiB"
+              + (f", ours peak device memory {row['ours_peak_device_gb']:.2f} GiB"
+                 if "ours_peak_device_gb" in row else "")
+              + (f", PyTorch's {row['torch_peak_device_gb']:.2f} GiB"
+                 if "torch_peak_device_gb" in row else ""), flush=True)
     if not rows:
         return rows
     base = rows[0]
@@ -374,13 +409,27 @@ def main(argv=None):
                    help="pin this process (and children) to the first N CPUs and use N threads in "
                         "both XLA and PyTorch (0 = all). --cpus 1 gives stable ratios on a busy machine")
     p.add_argument("--wall", action="store_true", help="with --cpus 1: wall-clock instead of CPU time")
+    p.add_argument("--torch-device", default="auto",
+                   help="cpu | cuda | auto (cuda when JAX's default backend is a GPU)")
+    p.add_argument("--matmul-precision", default="auto", choices=["auto", "float32", "tf32"],
+                   help="GPU float32 matmuls in both frameworks: float32 (strict; auto on a GPU) "
+                        "or tf32 (JAX's and PyTorch's TensorFloat-32). No effect on CPU.")
     p.add_argument("--json", default=None, help="also write all results to this JSON file")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.cpus:
         pin_cpus(args.cpus)
-    global CPU_TIME
+    global CPU_TIME, TORCH_DEVICE, MATMUL_PRECISION
     CPU_TIME = args.cpus == 1 and not args.wall
+    import jax
+    on_gpu = jax.default_backend() == "gpu"
+    TORCH_DEVICE = ("cuda" if on_gpu else "cpu") if args.torch_device == "auto" else args.torch_device
+    if on_gpu:
+        # The frameworks' defaults differ on a GPU (JAX may use TF32 for float32 matmuls, PyTorch
+        # does not by default): pin both to the same precision so the comparison is like for like.
+        MATMUL_PRECISION = "float32" if args.matmul_precision == "auto" else args.matmul_precision
+        jax.config.update("jax_default_matmul_precision",
+                          "tensorfloat32" if MATMUL_PRECISION == "tf32" else "float32")
 
     if args.child:  # one scaling point: print one JSON line with peak RSS
         args.repeats, args.no_floor = 1, True

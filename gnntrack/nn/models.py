@@ -37,6 +37,16 @@ IMPLS = ("reference", "fast")
 REMAT_MODES = ("none", "mlp", "iteration")
 
 
+def default_chunk_size(backend: str | None = None) -> int:
+    """Row-block size impl="fast" uses by default on `backend` (default: JAX's default backend).
+
+    The blocks exist to keep each block's activations in a CPU core's cache; on a GPU or TPU a
+    sequential loop over small blocks would only serialise work the device runs in parallel, so
+    there the networks run unchunked (0). Not yet measured on a GPU: see issue 6's notes.
+    """
+    return EDGE_CHUNK if (backend or jax.default_backend()) == "cpu" else 0
+
+
 def remat_mode(value) -> str:
     """The canonical `model.remat` mode ("none" | "mlp" | "iteration") of a config value."""
     if value is False or value is None:
@@ -66,8 +76,9 @@ class SegmentClassifier(nn.Module):
         (x·K_src)[senders] + (x·K_dst)[receivers], instead of on the [E, 2D] concatenation,
         and the gathers happen inside the row blocks below (no [E, H] array is materialised);
       * LayerNorm + tanh use a hand-written backward pass (`layers.norm_act`);
-      * everything after each MLP's first matmul runs over blocks of `EDGE_CHUNK` rows under
-        `jax.checkpoint` (cache-resident; recomputed in the backward pass, not stored);
+      * on CPU, everything after each MLP's first matmul runs over blocks of `EDGE_CHUNK` rows
+        under `jax.checkpoint` (cache-resident; recomputed in the backward pass, not stored;
+        other backends run unchunked, see `default_chunk_size`);
       * the node network's first layer takes its inputs without concatenating them and, for
         messages linear in x (the default), projects before aggregating:
         Σ_in w·(x·K_in)[src] instead of (Σ_in w·x[src])·K_in.
@@ -103,7 +114,7 @@ class SegmentClassifier(nn.Module):
     remat: bool | str = False        # see REMAT_MODES
     fused_norm: bool | None = None   # None: follow impl
     project: bool | None = None      # None: follow impl
-    chunk_size: int | None = None    # None: follow impl (fast: EDGE_CHUNK)
+    chunk_size: int | None = None    # None: follow impl (fast: default_chunk_size())
 
     @nn.compact
     def __call__(self, graph: jraph.GraphsTuple, train: bool = False) -> jnp.ndarray:
@@ -111,7 +122,7 @@ class SegmentClassifier(nn.Module):
         fast = self.impl == "fast"
         fused = fast if self.fused_norm is None else self.fused_norm
         project = fast if self.project is None else self.project
-        chunk = (EDGE_CHUNK if fast else 0) if self.chunk_size is None else self.chunk_size
+        chunk = (default_chunk_size() if fast else 0) if self.chunk_size is None else self.chunk_size
         dtype = get_dtype(self.compute_dtype)
         remat = remat_mode(self.remat)
         mlp = nn.remat(MLP, static_argnums=(2, 3)) if remat == "mlp" else MLP

@@ -117,3 +117,12 @@ def test_gather_rows_is_plain_indexing_with_the_same_gradient():
     weights = jnp.arange(15.0).reshape(5, 3)
     np.testing.assert_allclose(jax.grad(lambda t: jnp.sum(weights * gather_rows(t, index)))(table),
                                jax.grad(lambda t: jnp.sum(weights * t[index]))(table))
+
+
+def test_row_blocks_are_a_cpu_default_only():
+    """The cache-sized row blocks are the CPU default; other backends run unchunked."""
+    from gnntrack.nn.models import EDGE_CHUNK, default_chunk_size
+
+    assert default_chunk_size("cpu") == EDGE_CHUNK
+    assert default_chunk_size("gpu") == 0 and default_chunk_size("tpu") == 0
+    assert default_chunk_size() == (EDGE_CHUNK if jax.default_backend() == "cpu" else 0)
