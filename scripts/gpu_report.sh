@@ -1,0 +1,45 @@
+#!/bin/bash
+# The reference workload of issue 6 on a GPU machine, as one bounded run (every part has a time
+# limit, so a short lease still returns what finished). Usage:
+#
+#     bash scripts/gpu_report.sh [OUTDIR] [SECONDS]     # defaults: ./gpu_report, 530
+#
+# Needs gnntrack importable (pip install -e ".[torch]" or PYTHONPATH) and a JAX that sees the GPU.
+# Writes one log per part to OUTDIR (7 files, plus the quickstart's report.md):
+#   smoke          tiny comparison; stops the run at once if anything fails to import or compile
+#   ref_chunk2048  80k edges, impl=fast with the CPU row blocks, vs PyTorch on CUDA, FLOP floor
+#   ref_chunk0     the same unchunked (the GPU default, models.default_chunk_size)
+#   scaling        10k .. 3M edges, fresh process per size, peak device memory of each side
+#   ref_reference  impl=reference (the naive formulation) for the fast-vs-naive ratio
+#   ref_tf32       both frameworks with TensorFloat-32 matmuls instead of strict float32
+#   quickstart     `gnntrack quickstart` end to end on the GPU
+OUT=${1:-gpu_report}; BUDGET=${2:-530}; START=$(date +%s)
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false  # peak memory as used, shared with torch
+PY=${PYTHON:-python3}; C="$(dirname "$0")/compare_pytorch.py"
+left() { echo $(( BUDGET - ($(date +%s) - START) )); }
+part() {  # part NAME LIMIT cmd...: runs cmd for at most min(LIMIT, time left), log in OUT/NAME.txt
+  local name=$1 limit=$2 l; shift 2; l=$(left); (( l < limit )) && limit=$l
+  (( limit < 15 )) && { echo "== $name: skipped (time budget spent)"; return 0; }
+  echo "== $name (limit ${limit}s, t=$(( $(date +%s) - START ))s)"
+  timeout "$limit" "$@" > "$OUT/$name.txt" 2>&1; local rc=$?
+  echo "== $name rc=$rc t=$(( $(date +%s) - START ))s"; tail -n 40 "$OUT/$name.txt"; return $rc
+}
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null
+$PY -c "import jax, flax, optax, torch; print('jax', jax.__version__, jax.devices(), 'flax', flax.__version__, \
+'optax', optax.__version__, 'torch', torch.__version__, 'cuda', torch.cuda.is_available())" || exit 1
+part smoke 90 $PY "$C" --nodes 500 --edges 2000 --repeats 1 --steps 2 --floor-repeats 1 --no-scaling \
+  || { echo "smoke run failed: see $OUT/smoke.txt"; exit 1; }
+fast='{"impl": "fast", "chunk_size": 0}'
+part ref_chunk2048 130 $PY "$C" --repeats 3 --steps 10 --warmup 3 --floor-repeats 5 --no-scaling \
+  --overrides '{"impl": "fast", "chunk_size": 2048}'
+part ref_chunk0 70 $PY "$C" --repeats 3 --steps 10 --warmup 3 --no-floor --no-scaling --overrides "$fast"
+part scaling 150 $PY "$C" --repeats 1 --steps 3 --warmup 1 --no-floor --nodes 1000 --edges 4000 \
+  --scaling-edges 10000,100000,1000000,3000000 --scaling-steps 10 --torch-max-edges 1000000 --overrides "$fast"
+part ref_reference 60 $PY "$C" --repeats 3 --steps 10 --warmup 3 --no-floor --no-scaling --skip-torch \
+  --overrides '{"impl": "reference"}'
+part ref_tf32 60 $PY "$C" --repeats 3 --steps 10 --warmup 3 --no-floor --no-scaling --matmul-precision tf32 \
+  --overrides "$fast"
+part quickstart 200 $PY -m gnntrack quickstart --workdir /tmp/gnntrack_gpu_quickstart --no-progress
+cp /tmp/gnntrack_gpu_quickstart/report.md "$OUT/quickstart_report.md" 2>/dev/null
+echo "total $(( $(date +%s) - START ))s"
