@@ -129,10 +129,13 @@ _EPS = 1e-6  # flax.linen.LayerNorm's default epsilon
 
 def _norm_act_forward(h, scale, bias, activation):
     h32 = h.astype(jnp.float32)
+    # One-pass statistics, var = E[h²] - E[h]² (clipped at 0): flax.linen.LayerNorm's own default
+    # (use_fast_variance), so the reference model computes the same formula. Both row sums read h
+    # itself, so XLA:CPU no longer writes h - mean as a pass of its own (issue 6's note).
     mean = jnp.mean(h32, axis=-1, keepdims=True)
-    centred = h32 - mean
-    rstd = jax.lax.rsqrt(jnp.mean(centred * centred, axis=-1, keepdims=True) + _EPS)
-    xhat = centred * rstd
+    var = jnp.maximum(jnp.mean(h32 * h32, axis=-1, keepdims=True) - mean * mean, 0.0)
+    rstd = jax.lax.rsqrt(var + _EPS)
+    xhat = (h32 - mean) * rstd
     y = ACTIVATIONS[activation](xhat * scale + bias)
     return y.astype(h.dtype), xhat, rstd
 
