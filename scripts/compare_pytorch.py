@@ -364,7 +364,16 @@ def scaling(args):
               f"| {r['ours_train_ms']:.1f} | {1e3 * r['ours_train_ms'] / r['edges']:.2f} "
               f"| {r['ours_train_ms'] / linear:.2f} | {r['ours_infer_ms']:.1f} | n/a | ", end="")
         print(f"{r['peak_rss_gb']:.2f} |")
+    if len(rows) > 1:
+        slope = loglog_slope([r["edges"] for r in rows], [r["ours_train_ms"] for r in rows])
+        print(f"\ntrain time ∝ edges^{slope:.2f} (least-squares fit over the sizes; 1.00 = linear)")
     return rows
+
+
+def loglog_slope(sizes, times):
+    """Least-squares slope of log(time) against log(size): 1 for time linear in size. One noisy
+    size moves it much less than it moves the ratio to the smallest size."""
+    return float(np.polyfit(np.log(np.asarray(sizes, float)), np.log(np.asarray(times, float)), 1)[0])
 
 
 def _remat_label(value):

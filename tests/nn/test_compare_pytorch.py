@@ -8,10 +8,15 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "compare_pytorch.py"
 
 
-def test_compare_reports_floor_and_attainable_bound(tmp_path, capsys):
+def load_script():
     spec = importlib.util.spec_from_file_location("compare_pytorch", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_compare_reports_floor_and_attainable_bound(tmp_path, capsys):
+    module = load_script()
     out_json = tmp_path / "compare.json"
     code = module.main(["--nodes", "60", "--edges", "200", "--hidden", "8", "--n-iters", "1",
                         "--steps", "1", "--warmup", "1", "--repeats", "1", "--floor-repeats", "1",
@@ -24,3 +29,10 @@ def test_compare_reports_floor_and_attainable_bound(tmp_path, capsys):
     assert ref["ours_infer_matmul_ms"] > 0 and ref["ours_train_matmul_ms"] > 0
     assert ref["floor_ms"] > 0 and ref["ours_over_floor"] > 0
     assert "attainable bound" in capsys.readouterr().out
+
+
+def test_loglog_slope_reads_the_scaling_exponent():
+    module = load_script()
+    sizes = [1e4, 1e5, 1e6]
+    assert abs(module.loglog_slope(sizes, [3 * s for s in sizes]) - 1.0) < 1e-9
+    assert abs(module.loglog_slope(sizes, [s ** 1.5 for s in sizes]) - 1.5) < 1e-9
