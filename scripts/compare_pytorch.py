@@ -110,6 +110,9 @@ def time_torch(params, graph, y, hidden, n_iters, steps, warmup, pos_weight=1.0)
     if os.environ.get("OMP_NUM_THREADS"):
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     device = torch.device(TORCH_DEVICE)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"compare_pytorch: --torch-device {TORCH_DEVICE}, but this PyTorch "
+                         f"({torch.__version__}) sees no CUDA device; pass --torch-device cpu")
     if device.type == "cuda":  # like-for-like with JAX's matmul precision (see --matmul-precision)
         torch.backends.cuda.matmul.allow_tf32 = MATMUL_PRECISION == "tf32"
         torch.backends.cudnn.allow_tf32 = MATMUL_PRECISION == "tf32"
@@ -149,7 +152,7 @@ def time_torch(params, graph, y, hidden, n_iters, steps, warmup, pos_weight=1.0)
 
 
 CPU_TIME = False  # set by --cpus 1: time with process CPU time (robust on a shared machine)
-TORCH_DEVICE = "cpu"  # set by --torch-device ("auto": cuda when JAX runs on a GPU and torch sees one)
+TORCH_DEVICE = "cpu"  # set by --torch-device ("auto": cuda when JAX's default backend is a GPU)
 MATMUL_PRECISION = "default"  # set by --matmul-precision (GPU only: float32 | tf32)
 
 
