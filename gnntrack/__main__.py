@@ -1,5 +1,3 @@
-import sys
+from gnntrack.cli import entry_point
 
-from gnntrack.cli import main
-
-sys.exit(main())
+entry_point()

@@ -52,6 +52,15 @@ def build_parser(available: dict[str, object] | None = None) -> argparse.Argumen
     return parser
 
 
+def entry_point() -> None:
+    """The `gnntrack` command: first re-executes itself once with huge pages for XLA:CPU's host
+    buffers (gnntrack/runtime.py: glibc reads that setting only at process start), then `main`."""
+    from gnntrack.runtime import reexec_with_hugepages
+
+    reexec_with_hugepages()
+    sys.exit(main())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -82,4 +91,4 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, required: bool = Tr
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point()

@@ -234,6 +234,7 @@ def flop_floor(nodes, edges, hidden, n_iters, overrides, repeats):
 
 def compare(args):
     import jax
+    from gnntrack.runtime import host_allocator_label
     overrides = json.loads(args.overrides)
     o = setup_ours(args.nodes, args.edges, args.hidden, args.n_iters, overrides)
     ours_logits = np.asarray(jax.jit(o["model"].apply)({"params": o["params"]}, o["g"]))
@@ -273,7 +274,8 @@ def compare(args):
                    overrides=overrides, repeats=args.repeats, steps=args.steps,
                    jax_version=jax.__version__, cpu_count=len(os.sched_getaffinity(0)),
                    clock="process CPU time" if CPU_TIME else "wall-clock",
-                   device=jax.devices()[0].device_kind, matmul_precision=MATMUL_PRECISION)
+                   device=jax.devices()[0].device_kind, matmul_precision=MATMUL_PRECISION,
+                   host_allocator=host_allocator_label())
     stats = jax.devices()[0].memory_stats() or {}  # accelerators only; None on CPU
     if "peak_bytes_in_use" in stats:
         summary["ours_peak_device_gb"] = stats["peak_bytes_in_use"] / 1024 ** 3
@@ -287,6 +289,7 @@ def print_table(s):
           f"{s['edges']:,} edges, Adam + weighted BCE, float32; {s['cpu_count']} CPU cores; "
           f"jax {s['jax_version']} on {s['device']}, torch {s.get('torch_version', 'n/a')} on "
           f"{s.get('torch_device', 'n/a')}; matmul precision {s['matmul_precision']}; "
+          f"host allocator {s.get('host_allocator', 'n/a')}; "
           f"model options {s['overrides']}")
     print(f"{s['clock']}; medians over {s['repeats']} repeats of (median of {s['steps']} steps), "
           f"ours and PyTorch back to back\n")
@@ -333,7 +336,8 @@ def scaling(args):
         cmd = [sys.executable, __file__, "--child", "--nodes", str(nodes), "--edges", str(edges),
                "--hidden", str(args.hidden), "--n-iters", str(args.n_iters),
                "--steps", str(args.scaling_steps), "--warmup", "1", "--overrides", json.dumps(overrides)]
-        cmd += ["--torch-device", args.torch_device, "--matmul-precision", args.matmul_precision]
+        cmd += ["--torch-device", args.torch_device, "--matmul-precision", args.matmul_precision,
+                "--host-allocator", args.host_allocator]
         if args.cpus:
             cmd += ["--cpus", str(args.cpus)] + (["--wall"] if args.wall else [])
         if edges > args.torch_max_edges or args.skip_torch:
@@ -426,9 +430,16 @@ def main(argv=None):
     p.add_argument("--matmul-precision", default="auto", choices=["auto", "float32", "tf32"],
                    help="GPU float32 matmuls in both frameworks: float32 (strict; auto on a GPU) "
                         "or tf32 (JAX's and PyTorch's TensorFloat-32). No effect on CPU.")
+    p.add_argument("--host-allocator", default="hugepages", choices=["hugepages", "default"],
+                   help="hugepages: re-run this script with glibc's huge-page tunable, as the "
+                        "gnntrack command does (gnntrack/runtime.py; PyTorch in this process "
+                        "gets it alike); default: without it")
     p.add_argument("--json", default=None, help="also write all results to this JSON file")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if argv is None:  # run as a command (not called from Python): glibc reads it at start
+        from gnntrack.runtime import reexec_with_hugepages
+        reexec_with_hugepages(args.host_allocator == "hugepages")
     if args.cpus:
         pin_cpus(args.cpus)
     global CPU_TIME, TORCH_DEVICE, MATMUL_PRECISION

@@ -39,6 +39,7 @@ import numpy as np
 
 from gnntrack.errors import ConfigError, GnnTrackError
 from gnntrack.io.atomic import write_json_atomic, write_text_atomic
+from gnntrack.runtime import allocator_env
 
 BATCHINGS = ("like_sized", "random")
 MODES = ("strong", "weak")
@@ -278,8 +279,9 @@ def worker_main(payload_path: str, out_path: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 def subprocess_env(n_devices: int, platform: str, pjrt_nproc: int = 0) -> dict[str, str]:
-    """Environment for a worker with n forced host devices (platform 'cpu') or real devices."""
-    env = dict(os.environ)
+    """Environment for a worker with n forced host devices (platform 'cpu') or real devices;
+    with huge pages for XLA's host buffers, as the gnntrack command has (gnntrack/runtime.py)."""
+    env = allocator_env()
     env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] + [env.get("PYTHONPATH", "")])
     env["TF_CPP_MIN_LOG_LEVEL"] = env.get("TF_CPP_MIN_LOG_LEVEL", "3")
     if platform == "cpu":

@@ -42,6 +42,7 @@ import ml_collections
 import numpy as np
 
 from gnntrack.errors import ConfigError, GnnTrackError
+from gnntrack.runtime import allocator_env
 
 ENV_COORDINATOR = "GNNTRACK_COORDINATOR"
 ENV_NUM_PROCESSES = "GNNTRACK_NUM_PROCESSES"
@@ -298,7 +299,7 @@ def process_env(process_id: int, num_processes: int, coordinator: str, *, device
                 base: dict | None = None) -> dict[str, str]:
     """Environment of one launched process: GNNTRACK_* variables, and on CPU hosts
     `devices_per_process` forced host devices (0 = leave XLA_FLAGS alone)."""
-    env = dict(os.environ if base is None else base)
+    env = allocator_env(os.environ if base is None else base)  # huge pages, see gnntrack/runtime.py
     env[ENV_COORDINATOR] = coordinator
     env[ENV_NUM_PROCESSES] = str(int(num_processes))
     env[ENV_PROCESS_ID] = str(int(process_id))
