@@ -86,6 +86,14 @@ def _without_tunable(environ) -> dict[str, str]:
     return env
 
 
+def child_env(environ=None) -> dict[str, str]:
+    """Environment for a Python worker gnntrack starts: `allocator_env(environ)` plus this
+    process's sys.path ahead of PYTHONPATH, so the worker imports the same gnntrack."""
+    env = allocator_env(environ)
+    env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] + [env.get("PYTHONPATH", "")])
+    return env
+
+
 def host_allocator_label() -> str:
     """For run provenance: 'hugepages (THP <mode>)' when this process runs with the tunable and
     the kernel can give huge pages, else 'default (THP <mode>)'."""

@@ -101,3 +101,11 @@ def test_wanted_follows_opt_out_and_kernel_mode(monkeypatch, tmp_path):
     monkeypatch.delenv(runtime.ENV_VAR)
     mode.write_text("always madvise [never]\n")
     assert runtime.wanted() is False
+
+
+def test_child_env_puts_this_process_path_first(monkeypatch):
+    monkeypatch.setattr(runtime, "wanted", lambda: True)
+    env = runtime.child_env({"PYTHONPATH": "/elsewhere"})
+    assert env["PYTHONPATH"].split(os.pathsep)[-1] == "/elsewhere"
+    assert [p for p in sys.path if p][0] == env["PYTHONPATH"].split(os.pathsep)[0]
+    assert runtime.active(env)

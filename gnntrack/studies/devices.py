@@ -39,7 +39,7 @@ import numpy as np
 
 from gnntrack.errors import ConfigError, GnnTrackError
 from gnntrack.io.atomic import write_json_atomic, write_text_atomic
-from gnntrack.runtime import allocator_env
+from gnntrack.runtime import child_env
 
 BATCHINGS = ("like_sized", "random")
 MODES = ("strong", "weak")
@@ -281,8 +281,7 @@ def worker_main(payload_path: str, out_path: str) -> None:
 def subprocess_env(n_devices: int, platform: str, pjrt_nproc: int = 0) -> dict[str, str]:
     """Environment for a worker with n forced host devices (platform 'cpu') or real devices;
     with huge pages for XLA's host buffers, as the gnntrack command has (gnntrack/runtime.py)."""
-    env = allocator_env()
-    env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] + [env.get("PYTHONPATH", "")])
+    env = child_env()
     env["TF_CPP_MIN_LOG_LEVEL"] = env.get("TF_CPP_MIN_LOG_LEVEL", "3")
     if platform == "cpu":
         flags = [f for f in env.get("XLA_FLAGS", "").split() if not f.startswith("--xla_force_host_platform_device_count")]

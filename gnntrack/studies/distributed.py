@@ -42,7 +42,7 @@ import ml_collections
 import numpy as np
 
 from gnntrack.errors import ConfigError, GnnTrackError
-from gnntrack.runtime import allocator_env
+from gnntrack.runtime import child_env
 
 ENV_COORDINATOR = "GNNTRACK_COORDINATOR"
 ENV_NUM_PROCESSES = "GNNTRACK_NUM_PROCESSES"
@@ -299,12 +299,11 @@ def process_env(process_id: int, num_processes: int, coordinator: str, *, device
                 base: dict | None = None) -> dict[str, str]:
     """Environment of one launched process: GNNTRACK_* variables, and on CPU hosts
     `devices_per_process` forced host devices (0 = leave XLA_FLAGS alone)."""
-    env = allocator_env(os.environ if base is None else base)  # huge pages, see gnntrack/runtime.py
+    env = child_env(os.environ if base is None else base)  # huge pages, see gnntrack/runtime.py
     env[ENV_COORDINATOR] = coordinator
     env[ENV_NUM_PROCESSES] = str(int(num_processes))
     env[ENV_PROCESS_ID] = str(int(process_id))
     env.pop(ENV_AUTO, None)
-    env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] + [env.get("PYTHONPATH", "")])
     if devices_per_process:
         flags = [f for f in env.get("XLA_FLAGS", "").split() if "xla_force_host_platform_device_count" not in f]
         env["XLA_FLAGS"] = " ".join(flags + [f"--xla_force_host_platform_device_count={int(devices_per_process)}"])

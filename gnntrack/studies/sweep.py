@@ -51,7 +51,7 @@ import numpy as np
 from gnntrack.config import check_known_keys, save_config, set_by_path
 from gnntrack.errors import ConfigError, GnnTrackError, InputError
 from gnntrack.io.atomic import atomic_path, write_json_atomic, write_text_atomic
-from gnntrack.runtime import allocator_env
+from gnntrack.runtime import child_env
 from gnntrack.studies.search_space import ParamSpec, apply_params, grid_points, parse_search_space
 
 log = logging.getLogger(__name__)
@@ -291,8 +291,7 @@ def _spawn_workers(n: int, payload: tuple, workdir: Path) -> list:
             tmp.write_bytes(pickle.dumps(payload))
     except (pickle.PicklingError, AttributeError, TypeError) as exc:
         raise ConfigError(f"workers > 1 needs a module-level (picklable) train function: {exc}") from None
-    env = allocator_env()  # huge pages for XLA's host buffers, as the gnntrack command has
-    env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] + [env.get("PYTHONPATH", "")])
+    env = child_env()  # huge pages for XLA's host buffers, as the gnntrack command has
     code = "import sys; from gnntrack.studies.sweep import worker_main; worker_main(sys.argv[1])"
     procs = []
     for index in range(1, n + 1):
