@@ -209,6 +209,11 @@ class MLP(nn.Module):
     chunk_size (with fused_norm): layers after the first matmul run over row blocks of this size
       under `lax.map` + `jax.checkpoint`: each block's activations stay in cache and are
       recomputed in the backward pass instead of being stored (0 = one block).
+    cpu_kernel: "fused" runs the forward pass in the hand-written CPU kernels where this MLP is
+      one they compute (`fused_edge_mlp_supported`: an edge network in mode "project";
+      `fused_row_mlp_supported`: everything after the first matmul of a tanh + LayerNorm MLP);
+      "xla" (default) never does. The caller resolves "auto"
+      (`gnntrack.nn.models.resolve_cpu_kernels`).
     """
 
     sizes: Sequence[int]
@@ -218,13 +223,16 @@ class MLP(nn.Module):
     dtype: jnp.dtype = jnp.float32
     fused_norm: bool = False
     chunk_size: int = 0
+    cpu_kernel: str = "xla"
 
     @nn.compact
     def __call__(self, parts, mode: str = "concat", combine=None):
         act = get_activation(self.activation)
         rows = _rows(parts)
         chunked = self.fused_norm and self.chunk_size and rows > self.chunk_size
-        if chunked and mode == "project" and combine is None:
+        fused_edge = (self.cpu_kernel == "fused" and mode == "project" and combine is None
+                      and fused_edge_mlp_supported(self, parts))
+        if (chunked or fused_edge) and mode == "project" and combine is None:
             # Gather inside the row-block loop: the [E, F] first-layer output is never written
             # to memory, and no padded copy of it is made (only the int32 indices are padded).
             h = ConcatDense(self.sizes[0], dtype=self.dtype, name="dense_0")(parts, "project_terms")
@@ -243,10 +251,20 @@ class MLP(nn.Module):
                                      final_activation=self.final_activation, dtype=self.dtype)
             if isinstance(h, tuple):
                 terms, bias = h
-                return _chunked_gathered_rows(tail, terms, bias, rows, layers, self.chunk_size)
+                if not chunked:
+                    xla_rows = functools.partial(_gathered_rows, tail)
+                else:
+                    xla_rows = functools.partial(_chunked_gathered_rows, tail, chunk=self.chunk_size)
+                if fused_edge:
+                    return fused_edge_mlp(terms, bias, layers, xla_rows)
+                return xla_rows(terms, bias, rows, layers)
             if chunked:
-                return _chunked_rows(tail, h, layers, self.chunk_size)
-            return tail(h, layers)
+                xla_tail = functools.partial(_chunked_rows, tail, chunk=self.chunk_size)
+            else:
+                xla_tail = tail
+            if self.cpu_kernel == "fused" and fused_row_mlp_supported(self, h):
+                return fused_row_mlp(h, layers, xla_tail)
+            return xla_tail(h, layers)
         for i, size in enumerate(self.sizes):
             if i > 0:
                 h = nn.Dense(size, dtype=self.dtype, param_dtype=jnp.float32, name=f"dense_{i}")(h)
@@ -288,6 +306,16 @@ def _rows(parts) -> int:
     return int(a.shape[0] if idx is None else idx.shape[0])
 
 
+def _gathered_rows(fn, terms, bias, rows, params):
+    """fn(Σ_i term_i + bias, params) in one block; terms as in `_chunked_gathered_rows`."""
+    del rows
+    h = bias
+    for table, idx in terms:
+        piece = table if idx is None else gather_rows(table, idx)
+        h = piece if h is None else h + piece
+    return fn(h, params)
+
+
 def _chunked_gathered_rows(fn, terms, bias, rows, params, chunk):
     """fn(Σ_i term_i (+ bias), params) -> [R, F_out], over row blocks of `chunk` rows, each block
     rematerialised in the backward pass (its activations stay in cache instead of being stored).
@@ -321,6 +349,139 @@ def _chunked_gathered_rows(fn, terms, bias, rows, params, chunk):
     return out.reshape(n_chunks * chunk, out.shape[-1])[:rows]
 
 
-def _chunked_rows(fn, h, params, chunk):
+def _chunked_rows(fn, h, params, *, chunk):
     """fn(h, params) applied to row blocks of h [R, F]; see `_chunked_gathered_rows`."""
     return _chunked_gathered_rows(fn, [(h, None)], None, h.shape[0], params, chunk)
+
+
+# ---------------------------------------------------------------------------------------------
+# Edge and node networks in the fused CPU kernels (gnntrack.nn.cpu_kernels).
+
+# The kernels' own backward passes (True) or XLA's gradient of the same network (False; kept for
+# A/B measurements).
+FUSED_BACKWARD = True
+
+
+def _fusable_layers(mlp: MLP) -> bool:
+    """Hidden layers the fused kernels compute: LayerNorm + tanh (hand-written norm, `fused_norm`),
+    one width in `cpu_kernels.MLP_WIDTHS`, float32."""
+    from gnntrack.nn import cpu_kernels  # noqa: PLC0415 -- keeps ctypes/compiler logic lazy
+
+    return (mlp.fused_norm and mlp.layer_norm and mlp.activation == "tanh"
+            and jnp.dtype(mlp.dtype) == jnp.float32 and len(mlp.sizes) >= 1
+            and mlp.sizes[0] in cpu_kernels.MLP_WIDTHS)
+
+
+def fused_edge_mlp_supported(mlp: MLP, parts) -> bool:
+    """Whether `mlp` on `parts` is a network `cpu_kernels.edge_mlp` computes: two gathered parts,
+    hidden layers of one supported width (see `_fusable_layers`), a 1-unit output without
+    activation."""
+    hidden = list(mlp.sizes[:-1])
+    return (len(parts) == 2 and all(idx is not None for _, idx in parts) and len(hidden) >= 1
+            and not mlp.final_activation and mlp.sizes[-1] == 1 and len(set(hidden)) == 1
+            and _fusable_layers(mlp))
+
+
+def fused_row_mlp_supported(mlp: MLP, h) -> bool:
+    """Whether everything after `mlp`'s first matmul, applied to h [R, H], is what
+    `cpu_kernels.row_mlp` computes: every layer of one supported width, each followed by
+    LayerNorm + tanh (so `final_activation`)."""
+    return (mlp.final_activation and len(set(mlp.sizes)) == 1 and h.ndim == 2
+            and h.shape[-1] == mlp.sizes[0] and _fusable_layers(mlp))
+
+
+def _pack_edge_mlp(bias, layers):
+    """(vecs [L, 3, H], mats [L-1, H, H], w_out [H], b_out [1]) of an edge MLP's parameters, in
+    the layout of `cpu_kernels.edge_mlp` (layer 0's bias is the first layer's ConcatDense bias)."""
+    hidden = layers[:-1]
+    vecs = jnp.stack([jnp.stack([bias if i == 0 else layer["dense"]["bias"],
+                                 layer["norm"]["scale"], layer["norm"]["bias"]])
+                      for i, layer in enumerate(hidden)])
+    width = vecs.shape[-1]
+    mats = (jnp.stack([layer["dense"]["kernel"] for layer in hidden[1:]]) if len(hidden) > 1
+            else jnp.zeros((0, width, width), jnp.float32))
+    out = layers[-1]["dense"]
+    return vecs, mats, out["kernel"][:, 0], out["bias"]
+
+
+def fused_edge_mlp(terms, bias, layers, xla_rows):
+    """Edge MLP outputs [E, 1] with the forward pass in the fused CPU kernel.
+
+    terms: [(ps [N, H], senders [E]), (pr [N, H], receivers [E])] -- the first layer projected per
+    node; bias [H]; layers: the MLP's parameter list (see MLP). The backward pass runs
+    `cpu_kernels.edge_mlp_grad` (d ps / d pr are segment sums of its per-edge gradient); with
+    FUSED_BACKWARD = False it differentiates `xla_rows(terms, bias, rows, layers)`, the XLA
+    formulation of the same network, instead.
+    """
+    from gnntrack.nn import cpu_kernels  # noqa: PLC0415
+
+    (ps, senders), (pr, receivers) = terms
+    rows = senders.shape[0]
+
+    def reference(ps, pr, senders, receivers, bias, layers):
+        return xla_rows([(ps, senders), (pr, receivers)], bias, rows, layers)
+
+    @jax.custom_vjp
+    def edge_mlp(ps, pr, senders, receivers, bias, layers):
+        return cpu_kernels.edge_mlp(ps, pr, senders, receivers,
+                                    *_pack_edge_mlp(bias, layers))[:, None]
+
+    def forward(ps, pr, senders, receivers, bias, layers):
+        return edge_mlp(ps, pr, senders, receivers, bias, layers), (ps, pr, senders, receivers,
+                                                                     bias, layers)
+
+    def backward(residuals, g):
+        ps, pr, senders, receivers, bias, layers = residuals
+        if not FUSED_BACKWARD:
+            _, pullback = jax.vjp(lambda ps, pr, bias, layers:
+                                  reference(ps, pr, senders, receivers, bias, layers),
+                                  ps, pr, bias, layers)
+            d_ps, d_pr, d_bias, d_layers = pullback(g)
+            return d_ps, d_pr, None, None, d_bias, d_layers
+        packed, unpack = jax.vjp(_pack_edge_mlp, bias, layers)
+        d_in, *d_packed = cpu_kernels.edge_mlp_grad(ps, pr, senders, receivers, *packed,
+                                                    g[:, 0].astype(jnp.float32))
+        d_ps = jax.ops.segment_sum(d_in, senders, num_segments=ps.shape[0])
+        d_pr = jax.ops.segment_sum(d_in, receivers, num_segments=pr.shape[0])
+        d_bias, d_layers = unpack(tuple(d_packed))
+        return d_ps, d_pr, None, None, d_bias, d_layers
+
+    edge_mlp.defvjp(forward, backward)
+    return edge_mlp(ps, pr, senders, receivers, bias, layers)
+
+
+def fused_row_mlp(h, layers, xla_tail):
+    """`xla_tail(h, layers)` -- every layer of an MLP after its first matmul, all with LayerNorm
+    + tanh; h [R, H] -> [R, H] -- in `cpu_kernels.row_mlp` / `row_mlp_grad` (or, with
+    FUSED_BACKWARD = False, the backward pass differentiating `xla_tail`)."""
+    from gnntrack.nn import cpu_kernels  # noqa: PLC0415
+
+    @jax.custom_vjp
+    def row_mlp(h, layers):
+        vecs, mats = _pack_row_mlp(layers, h.shape[-1])
+        return cpu_kernels.row_mlp(h, vecs, mats)
+
+    def forward(h, layers):
+        return row_mlp(h, layers), (h, layers)
+
+    def backward(residuals, g):
+        if not FUSED_BACKWARD:
+            return jax.vjp(xla_tail, *residuals)[1](g)
+        h, layers = residuals
+        packed, unpack = jax.vjp(lambda layers: _pack_row_mlp(layers, h.shape[-1]), layers)
+        dh, *d_packed = cpu_kernels.row_mlp_grad(h, *packed, g.astype(jnp.float32))
+        return dh, unpack(tuple(d_packed))[0]
+
+    row_mlp.defvjp(forward, backward)
+    return row_mlp(h, layers)
+
+
+def _pack_row_mlp(layers, width):
+    """(vecs [L, 3, H], mats [L-1, H, H]) of the layers after an MLP's first matmul (whose bias
+    is already in its input, hence a zero bias for layer 0)."""
+    vecs = jnp.stack([jnp.stack([jnp.zeros((width,), jnp.float32) if i == 0 else layer["dense"]["bias"],
+                                 layer["norm"]["scale"], layer["norm"]["bias"]])
+                      for i, layer in enumerate(layers)])
+    mats = (jnp.stack([layer["dense"]["kernel"] for layer in layers[1:]]) if len(layers) > 1
+            else jnp.zeros((0, width, width), jnp.float32))
+    return vecs, mats

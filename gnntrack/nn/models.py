@@ -32,6 +32,7 @@ from gnntrack.nn.registry import get_message
 MODEL_NAMES = ("segment_classifier", "interaction_network")
 EDGE_CHUNK = 2048  # rows per cache-resident block in impl="fast" (see layers.MLP.chunk_size)
 IMPLS = ("reference", "fast")
+CPU_KERNEL_CHOICES = ("auto", "xla", "fused")  # model.cpu_kernels; see resolve_cpu_kernels
 # model.remat values: False/"none" -> off; True/"mlp" -> per network (the original boolean);
 # "iteration" -> per message-passing iteration (see SegmentClassifier).
 REMAT_MODES = ("none", "mlp", "iteration")
@@ -45,6 +46,53 @@ def default_chunk_size(backend: str | None = None) -> int:
     there the networks run unchunked (0). Not yet measured on a GPU: see issue 6's notes.
     """
     return EDGE_CHUNK if (backend or jax.default_backend()) == "cpu" else 0
+
+
+def resolve_cpu_kernels(choice: str, *, fast: bool, hidden: int, activation: str,
+                        layer_norm: bool, compute_dtype: str, backend: str | None = None) -> str:
+    """"fused" or "xla": whether the segment classifier's edge and node networks run their
+    forward passes in the hand-written CPU kernels (`gnntrack.nn.cpu_kernels`, compiled on first
+    use) or in XLA.
+
+    The kernels need impl="fast", tanh + LayerNorm, float32, a hidden width in
+    `cpu_kernels.MLP_WIDTHS` and the CPU backend (and an edge network without edge features:
+    with `use_edge_features` only the node network uses them). `choice` "auto" picks "fused"
+    whenever that holds and the kernels build here; "xla" never does; "fused" raises ConfigError,
+    naming the reason, where they cannot run.
+    """
+    if choice not in CPU_KERNEL_CHOICES:
+        raise ConfigError(f"unknown model.cpu_kernels {choice!r}; "
+                          f"available: {', '.join(CPU_KERNEL_CHOICES)}")
+    if choice == "xla":
+        return "xla"
+    from gnntrack.nn import cpu_kernels  # noqa: PLC0415 -- only models that may use it load it
+
+    backend = backend or jax.default_backend()
+    reasons = [why for bad, why in [
+        (not fast, "needs model.impl='fast'"),
+        (hidden not in cpu_kernels.MLP_WIDTHS, f"model.hidden must be one of {cpu_kernels.MLP_WIDTHS}"),
+        (activation != "tanh", "needs model.activation='tanh'"),
+        (not layer_norm, "needs model.layer_norm=True"),
+        (compute_dtype != "float32", "needs model.compute_dtype='float32'"),
+        (backend != "cpu", f"runs on the CPU backend only (this is {backend!r})"),
+    ] if bad]
+    if not reasons and not cpu_kernels.available():
+        reasons.append(cpu_kernels.status().detail)
+    if not reasons:
+        return "fused"
+    if choice == "fused":
+        raise ConfigError("model.cpu_kernels='fused' is not possible here: " + "; ".join(reasons))
+    return "xla"
+
+
+def cpu_kernels_label(model: nn.Module) -> str:
+    """Run provenance: whether `model` runs the fused CPU kernels here, e.g.
+    'fused (c++ 12.2.0, AVX2+FMA)', or 'xla'."""
+    if not hasattr(model, "resolved_cpu_kernels") or model.resolved_cpu_kernels() == "xla":
+        return "xla"
+    from gnntrack.nn import cpu_kernels  # noqa: PLC0415
+
+    return cpu_kernels.status().label()
 
 
 def remat_mode(value) -> str:
@@ -83,6 +131,10 @@ class SegmentClassifier(nn.Module):
         messages linear in x (the default), projects before aggregating:
         Σ_in w·(x·K_in)[src] instead of (Σ_in w·x[src])·K_in.
     `fused_norm` / `project` / `chunk_size` override these choices one by one (benchmarks).
+    `cpu_kernels` ("auto" | "xla" | "fused"): on CPU, impl="fast" can run the edge network
+    (gather -> every layer -> logit) and the node network's layers after its first matmul, forward
+    and backward, in hand-written fused kernels (`resolve_cpu_kernels`; "auto" does when they
+    build here). Same function and gradients within float rounding (tested).
 
     `remat` (rematerialisation; same parameters, same function, less memory, more compute):
       * False / "none": off.
@@ -115,6 +167,17 @@ class SegmentClassifier(nn.Module):
     fused_norm: bool | None = None   # None: follow impl
     project: bool | None = None      # None: follow impl
     chunk_size: int | None = None    # None: follow impl (fast: default_chunk_size())
+    cpu_kernels: str = "auto"        # see resolve_cpu_kernels
+
+    def resolved_cpu_kernels(self) -> str:
+        """"fused" or "xla": what `cpu_kernels` means for this model here (resolve_cpu_kernels)."""
+        fast = self.impl == "fast"
+        fused = fast if self.fused_norm is None else self.fused_norm
+        project = fast if self.project is None else self.project
+        return resolve_cpu_kernels(
+            self.cpu_kernels, fast=fused and project, hidden=self.hidden,
+            activation=self.activation, layer_norm=self.layer_norm,
+            compute_dtype=self.compute_dtype)
 
     @nn.compact
     def __call__(self, graph: jraph.GraphsTuple, train: bool = False) -> jnp.ndarray:
@@ -129,10 +192,11 @@ class SegmentClassifier(nn.Module):
         common = dict(activation=self.activation, layer_norm=self.layer_norm, dtype=dtype,
                       fused_norm=fused, chunk_size=chunk if fused else 0)
         input_net = MLP([self.hidden], final_activation=True, name="input_net", **common)
+        kernels = self.resolved_cpu_kernels()
         edge_net = mlp([self.hidden] * self.edge_layers + [1], final_activation=False,
-                       name="edge_net", **common)
+                       name="edge_net", cpu_kernel=kernels, **common)
         node_net = mlp([self.hidden] * self.node_layers, final_activation=True, name="node_net",
-                       **common)
+                       cpu_kernel=kernels, **common)
         message = get_message(self.message)
         projected_message = PROJECTED_MESSAGES.get(self.message) if project else None
         edge_mode = "project" if project else "concat"
@@ -248,7 +312,7 @@ def default_model_config(name: str = "segment_classifier") -> ml_collections.Con
         return ml_collections.ConfigDict(dict(
             name=name, hidden=64, n_iters=8, message="bidirectional_weighted_sum",
             activation="tanh", layer_norm=True, edge_layers=3, node_layers=4,
-            use_edge_features=False, impl="fast", compute_dtype="float32",
+            use_edge_features=False, impl="fast", compute_dtype="float32", cpu_kernels="auto",
             # False | True | "none" | "mlp" | "iteration": typed `object` so a boolean default
             # can still be overridden with a string (--config.model.remat=iteration).
             remat=ml_collections.FieldReference(False, field_type=object)))
@@ -279,6 +343,9 @@ def build_model(model_config: ml_collections.ConfigDict | dict) -> nn.Module:
         if values["impl"] not in IMPLS:
             raise ConfigError(f"unknown model.impl {values['impl']!r}; available: {', '.join(IMPLS)}")
         remat_mode(values["remat"])
+        if values["cpu_kernels"] not in CPU_KERNEL_CHOICES:
+            raise ConfigError(f"unknown model.cpu_kernels {values['cpu_kernels']!r}; "
+                              f"available: {', '.join(CPU_KERNEL_CHOICES)}")
         return SegmentClassifier(**values)
     return InteractionNetwork(**values)
 

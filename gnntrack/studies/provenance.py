@@ -67,6 +67,7 @@ def device_info() -> dict[str, Any]:
     """Devices and processes as JAX sees them (initialises the JAX backend)."""
     import jax
 
+    from gnntrack.nn import cpu_kernels
     from gnntrack.runtime import host_allocator_label
 
     devices = jax.devices()
@@ -77,6 +78,7 @@ def device_info() -> dict[str, Any]:
         "process_index": jax.process_index(), "process_count": jax.process_count(),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "host_allocator": host_allocator_label(),
+        "cpu_kernels": cpu_kernels.loaded_label(),
         "host_cpus": os.cpu_count(),
     }
 
@@ -143,7 +145,8 @@ def provenance_markdown(prov: dict[str, Any]) -> str:
     if d:
         lines.append(f"- devices: {d.get('n_devices')} x {d.get('device_kind')} ({d.get('platform')}), "
                      f"processes: {d.get('process_count')}, host CPUs: {d.get('host_cpus')}, "
-                     f"XLA_FLAGS: `{d.get('xla_flags') or '-'}`, host allocator: {d.get('host_allocator', '?')}")
+                     f"XLA_FLAGS: `{d.get('xla_flags') or '-'}`, host allocator: {d.get('host_allocator', '?')}, "
+                     f"CPU kernels: {d.get('cpu_kernels', '?')}")
     if prov.get("load_average_1_5_15min"):
         la = prov["load_average_1_5_15min"]
         lines.append(f"- host load average (1/5/15 min) when written: {la[0]:.1f} / {la[1]:.1f} / {la[2]:.1f} "

@@ -207,7 +207,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
 
     from gnntrack.graphs.batching import (BucketLadder, PaddingStats, batch_iterator, make_ladder, steps_per_epoch,
                                           warmup_batches)
-    from gnntrack.nn.models import build_model
+    from gnntrack.nn.models import build_model, cpu_kernels_label
     from gnntrack.train.data import prepare_data
     from gnntrack.train.evaluation import edge_summary, predict_edge_scores
     from gnntrack.train.losses import resolve_loss_config
@@ -414,6 +414,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     result: dict[str, Any] = {
         "steps": step, "total_steps": total, "resumed_from": latest, "stopped_early": stopped_early,
         "interrupted": interrupted, "n_devices": n_dev, "n_params": n_params,
+        "cpu_kernels": cpu_kernels_label(model),
         "n_train_graphs": len(train_graphs), "n_val_graphs": len(val_graphs),
         "utilisation": stats.edge_utilisation if stats.n_batches else None,
         "n_compiled_shapes": len(stats.shapes), "loss": last_loss, "loss_weights": [
