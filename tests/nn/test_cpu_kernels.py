@@ -251,6 +251,8 @@ def test_unavailable_reasons(monkeypatch):
     sample = "processor : 0\nflags\t\t: fpu sse2 avx2 fma bmi2\n"
     assert {"avx2", "fma"} <= cpu_kernels.cpu_flags(sample)
     assert cpu_kernels.cpu_flags("no flags here") == frozenset()
+    macos = "machdep.cpu.features: FPU SSE2 FMA\nmachdep.cpu.leaf7_features: BMI1 AVX2\n"
+    assert {"avx2", "fma"} <= cpu_kernels.cpu_flags(macos)
 
 
 @needs_kernel

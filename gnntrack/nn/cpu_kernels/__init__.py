@@ -80,11 +80,12 @@ def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
             cpuinfo = Path("/proc/cpuinfo").read_text()
         except OSError:
             cpuinfo = _sysctl_cpu_features()
+    flags: set[str] = set()
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
         if key.strip().lower() in ("flags", "machdep.cpu.leaf7_features", "machdep.cpu.features"):
-            return frozenset(v.lower() for v in value.split())
-    return frozenset()
+            flags.update(v.lower() for v in value.split())
+    return frozenset(flags)
 
 
 def _sysctl_cpu_features() -> str:
@@ -93,8 +94,7 @@ def _sysctl_cpu_features() -> str:
                              capture_output=True, text=True, timeout=5).stdout
     except (OSError, subprocess.SubprocessError):
         return ""
-    words = " ".join(line.partition(":")[2] for line in out.splitlines())
-    return f"flags: {words}"
+    return out  # "machdep.cpu.features: ... FMA ...", "machdep.cpu.leaf7_features: ... AVX2 ..."
 
 
 def find_compiler() -> str | None:
