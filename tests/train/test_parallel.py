@@ -83,6 +83,20 @@ def test_device_count_equivalence_with_project_model():
     _assert_same(_train("shard_map", 1, model, steps=2), _train("shard_map", 4, model, steps=2))
 
 
+def test_device_count_equivalence_with_fused_cpu_kernels():
+    """The segment classifier with the fused CPU kernels (forward and backward FFI calls inside
+    the per-device step) gives the same results on 1 and 4 devices, shard_map and pmap."""
+    from gnntrack.nn import cpu_kernels
+    from gnntrack.nn.models import SegmentClassifier
+
+    if not cpu_kernels.available():
+        pytest.skip(f"fused CPU kernels unavailable: {cpu_kernels.status().detail}")
+    model = SegmentClassifier(hidden=16, n_iters=2, impl="fast", cpu_kernels="fused")
+    ref = _train("shard_map", 1, model, steps=2)
+    for mode, n in (("shard_map", 4), ("pmap", 2)):
+        _assert_same(ref, _train(mode, n, model, steps=2))
+
+
 def test_state_placement_round_trip():
     params = {"w": jnp.arange(6.0).reshape(2, 3)}
     tx, _ = optim.make_optimizer(optim.default_optimizer_config(), 1)

@@ -199,6 +199,21 @@ def loaded_label() -> str:
     return status().label() if status.cache_info().currsize else "not used"
 
 
+def _vary_like(outputs, *inputs):
+    """Inside `jax.shard_map`: mark the kernel's outputs device-varying over every mesh axis its
+    inputs vary over. An FFI call's result types carry no such axes, and autodiff rejects a
+    cotangent whose type differs from its primal's ("expected float32[...]{V:devices}")."""
+    from gnntrack.nn.layers import _varying_axes  # noqa: PLC0415 -- layers imports this lazily
+
+    axes = frozenset().union(*(_varying_axes(x) for x in inputs))
+
+    def cast(out):
+        missing = tuple(sorted(axes - _varying_axes(out)))
+        return jax.lax.pcast(out, missing, to="varying") if missing else out
+
+    return jax.tree_util.tree_map(cast, outputs)
+
+
 def edge_mlp(ps: jnp.ndarray, pr: jnp.ndarray, senders: jnp.ndarray, receivers: jnp.ndarray,
              vecs: jnp.ndarray, mats: jnp.ndarray, w_out: jnp.ndarray,
              b_out: jnp.ndarray) -> jnp.ndarray:
@@ -214,9 +229,10 @@ def edge_mlp(ps: jnp.ndarray, pr: jnp.ndarray, senders: jnp.ndarray, receivers: 
     call = jax.ffi.ffi_call(EDGE_MLP_TARGET, jax.ShapeDtypeStruct((n_edges,), jnp.float32),
                             vmap_method="sequential")
     f32 = functools.partial(jnp.asarray, dtype=jnp.float32)
-    return call(f32(ps), f32(pr), jnp.asarray(senders, jnp.int32), jnp.asarray(receivers, jnp.int32),
-                f32(vecs), f32(mats).reshape(-1, ps.shape[-1], ps.shape[-1]), f32(w_out),
-                f32(b_out).reshape(1))
+    args = (f32(ps), f32(pr), jnp.asarray(senders, jnp.int32), jnp.asarray(receivers, jnp.int32),
+            f32(vecs), f32(mats).reshape(-1, ps.shape[-1], ps.shape[-1]), f32(w_out),
+            f32(b_out).reshape(1))
+    return _vary_like(call(*args), *args)
 
 
 def row_mlp(x: jnp.ndarray, vecs: jnp.ndarray, mats: jnp.ndarray) -> jnp.ndarray:
@@ -231,8 +247,9 @@ def row_mlp(x: jnp.ndarray, vecs: jnp.ndarray, mats: jnp.ndarray) -> jnp.ndarray
     width = x.shape[-1]
     call = jax.ffi.ffi_call(ROW_MLP_TARGET, jax.ShapeDtypeStruct(x.shape, jnp.float32),
                             vmap_method="sequential")
-    return call(jnp.asarray(x, jnp.float32), jnp.asarray(vecs, jnp.float32),
-                jnp.asarray(mats, jnp.float32).reshape(-1, width, width))
+    args = (jnp.asarray(x, jnp.float32), jnp.asarray(vecs, jnp.float32),
+            jnp.asarray(mats, jnp.float32).reshape(-1, width, width))
+    return _vary_like(call(*args), *args)
 
 
 def _grad_outputs(n_rows: int, width: int, n_layers: int):
@@ -265,8 +282,9 @@ def edge_mlp_grad(ps, pr, senders, receivers, vecs, mats, w_out, b_out, g):
     width, n_layers = ps.shape[-1], vecs.shape[0]
     call = jax.ffi.ffi_call(EDGE_MLP_GRAD_TARGET, _grad_outputs(senders.shape[0], width, n_layers),
                             vmap_method="sequential")
-    d_in, partials = call(ps, pr, senders, receivers, vecs, mats.reshape(-1, width, width), w_out,
-                          b_out.reshape(1), g)
+    args = (ps, pr, senders, receivers, vecs, mats.reshape(-1, width, width), w_out,
+            b_out.reshape(1), g)
+    d_in, partials = _vary_like(call(*args), *args)
     return (d_in, *_unpack_grad_params(partials, n_layers, width))
 
 
@@ -278,7 +296,8 @@ def row_mlp_grad(x, vecs, mats, g):
     width, n_layers = x.shape[-1], vecs.shape[0]
     call = jax.ffi.ffi_call(ROW_MLP_GRAD_TARGET, _grad_outputs(x.shape[0], width, n_layers),
                             vmap_method="sequential")
-    dx, partials = call(x, vecs, mats.reshape(-1, width, width), g)
+    args = (x, vecs, mats.reshape(-1, width, width), g)
+    dx, partials = _vary_like(call(*args), *args)
     d_vecs, d_mats, _, _ = _unpack_grad_params(partials, n_layers, width)
     return dx, d_vecs, d_mats
 
