@@ -256,10 +256,12 @@ def test_unavailable_reasons(monkeypatch):
 
 
 @needs_kernel
-def test_build_is_cached_and_reports_compiler_errors(tmp_path):
+def test_build_is_cached_and_reports_compiler_errors(tmp_path, capsys):
     first = cpu_kernels.build(directory=tmp_path)
+    assert "compiling edge_mlp.cc" in capsys.readouterr().err  # the one long step says so
     stamp = first.stat().st_mtime_ns
     assert cpu_kernels.build(directory=tmp_path) == first and first.stat().st_mtime_ns == stamp
+    assert capsys.readouterr().err == ""  # a cached build is silent
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
     broken = tmp_path / "broken.cc"
     broken.write_text("int main( {\n")

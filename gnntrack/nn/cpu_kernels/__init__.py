@@ -152,6 +152,9 @@ def build(source: Path = SOURCE, directory: Path | None = None) -> Path:
     if target.exists():
         return target
     directory.mkdir(parents=True, exist_ok=True)
+    # One line, once per machine: the only long step here, and a silent pause would look hung.
+    print(f"gnntrack: compiling {source.name} into {directory} (once; ~10 s) ...",
+          file=sys.stderr, flush=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{source.stem}-", suffix=".so")
     os.close(fd)
     try:
