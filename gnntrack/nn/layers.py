@@ -209,8 +209,8 @@ class MLP(nn.Module):
     chunk_size (with fused_norm): layers after the first matmul run over row blocks of this size
       under `lax.map` + `jax.checkpoint`: each block's activations stay in cache and are
       recomputed in the backward pass instead of being stored (0 = one block).
-    cpu_kernel: "fused" runs the forward pass in the hand-written CPU kernels where this MLP is
-      one they compute (`fused_edge_mlp_supported`: an edge network in mode "project";
+    cpu_kernel: "fused" runs the network (forward and backward) in the hand-written CPU kernels
+      where this MLP is one they compute (`fused_edge_mlp_supported`: an edge network in mode "project";
       `fused_row_mlp_supported`: everything after the first matmul of a tanh + LayerNorm MLP);
       "xla" (default) never does. The caller resolves "auto"
       (`gnntrack.nn.models.resolve_cpu_kernels`).
@@ -405,7 +405,7 @@ def _pack_edge_mlp(bias, layers):
 
 
 def fused_edge_mlp(terms, bias, layers, xla_rows):
-    """Edge MLP outputs [E, 1] with the forward pass in the fused CPU kernel.
+    """Edge MLP outputs [E, 1] computed by the fused CPU kernels (forward and backward).
 
     terms: [(ps [N, H], senders [E]), (pr [N, H], receivers [E])] -- the first layer projected per
     node; bias [H]; layers: the MLP's parameter list (see MLP). The backward pass runs
