@@ -306,14 +306,22 @@ def _rows(parts) -> int:
     return int(a.shape[0] if idx is None else idx.shape[0])
 
 
+def _sum_terms(tables, bias, pieces):
+    """bias + Σ_i piece_i, gathering `tables[i][piece_i]` where a table is given (else piece_i
+    is already rows); bias may be None."""
+    h = bias
+    for table, piece in zip(tables, pieces):
+        piece = piece if table is None else gather_rows(table, piece)
+        h = piece if h is None else h + piece
+    return h
+
+
 def _gathered_rows(fn, terms, bias, rows, params):
     """fn(Σ_i term_i + bias, params) in one block; terms as in `_chunked_gathered_rows`."""
     del rows
-    h = bias
-    for table, idx in terms:
-        piece = table if idx is None else gather_rows(table, idx)
-        h = piece if h is None else h + piece
-    return fn(h, params)
+    tables = [None if idx is None else table for table, idx in terms]
+    pieces = [table if idx is None else idx for table, idx in terms]
+    return fn(_sum_terms(tables, bias, pieces), params)
 
 
 def _chunked_gathered_rows(fn, terms, bias, rows, params, chunk):
@@ -338,11 +346,7 @@ def _chunked_gathered_rows(fn, terms, bias, rows, params, chunk):
             blocked.append(jnp.pad(idx, (0, pad)).reshape(n_chunks, chunk))
 
     def block(tables, bias, params, pieces):
-        h = bias
-        for table, piece in zip(tables, pieces):
-            piece = piece if table is None else gather_rows(table, piece)
-            h = piece if h is None else h + piece
-        return fn(h, params)
+        return fn(_sum_terms(tables, bias, pieces), params)
 
     block = jax.checkpoint(block)
     out = jax.lax.map(lambda pieces: block(tables, bias, params, pieces), blocked)
