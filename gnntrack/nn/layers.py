@@ -58,7 +58,8 @@ class ConcatDense(nn.Module):
       "project_terms" -- the projected (table, index) pairs and the bias, unsummed, for a
                    caller that gathers them itself (MLP's row-block loop).
     With `combine`, the parts only give the kernel's row blocks K_i and the layer returns
-    `combine([K_0, K_1, ...]) + bias` (the caller applies the blocks itself).
+    `combine([K_0, K_1, ...]) + bias` (the caller applies the blocks itself), or, in mode
+    "project_terms", `(combine(blocks), bias)` with combine returning the (table, index) terms.
     """
 
     features: int
@@ -78,7 +79,7 @@ class ConcatDense(nn.Module):
             offsets.append(offsets[-1] + d)
         blocks = [kernel[offsets[i]:offsets[i + 1]] for i in range(len(dims))]
         if combine is not None:  # caller-supplied Σ_i f_i(K_i), e.g. projected aggregation
-            return combine(blocks) + bias
+            return (combine(blocks), bias) if mode == "project_terms" else combine(blocks) + bias
         if mode == "concat":
             inputs = [(a if idx is None else a[idx]).astype(self.dtype) for a, idx in parts]
             return jnp.concatenate(inputs, axis=-1) @ kernel + bias
@@ -230,9 +231,12 @@ class MLP(nn.Module):
         act = get_activation(self.activation)
         rows = _rows(parts)
         chunked = self.fused_norm and self.chunk_size and rows > self.chunk_size
-        fused_edge = (self.cpu_kernel == "fused" and mode == "project" and combine is None
+        given = mode == "project_terms" and combine is not None
+        fused_edge = (self.cpu_kernel == "fused" and (given or (mode == "project" and combine is None))
                       and fused_edge_mlp_supported(self, parts))
-        if (chunked or fused_edge) and mode == "project" and combine is None:
+        if given:  # the caller projected the parts itself: combine(blocks) -> [(table, index)]
+            h = ConcatDense(self.sizes[0], dtype=self.dtype, name="dense_0")(parts, mode, combine)
+        elif (chunked or fused_edge) and mode == "project" and combine is None:
             # Gather inside the row-block loop: the [E, F] first-layer output is never written
             # to memory, and no padded copy of it is made (only the int32 indices are padded).
             h = ConcatDense(self.sizes[0], dtype=self.dtype, name="dense_0")(parts, "project_terms")
@@ -445,8 +449,8 @@ def fused_edge_mlp(terms, bias, layers, xla_rows):
         packed, unpack = jax.vjp(_pack_edge_mlp, bias, layers)
         d_in, *d_packed = cpu_kernels.edge_mlp_grad(ps, pr, senders, receivers, *packed,
                                                     g[:, 0].astype(jnp.float32))
-        d_ps = jax.ops.segment_sum(d_in, senders, num_segments=ps.shape[0])
-        d_pr = jax.ops.segment_sum(d_in, receivers, num_segments=pr.shape[0])
+        d_ps = cpu_kernels.segment_sum(d_in, senders, ps.shape[0])
+        d_pr = cpu_kernels.segment_sum(d_in, receivers, pr.shape[0])
         d_bias, d_layers = unpack(tuple(d_packed))
         return d_ps, d_pr, None, None, d_bias, d_layers
 
