@@ -338,7 +338,11 @@ def _chunked_gathered_rows(fn, terms, bias, rows, params, chunk):
     garbage that is sliced off. A table's gradient accumulates over blocks (the scan transpose's
     carry), never over an [R, F] array.
     """
-    n_chunks = -(-rows // chunk)
+    n_chunks = max(-(-rows // chunk), 1)
+    # Equal blocks of at most `chunk` rows (a multiple of 8): 2,100 rows run as 2 x 1,056, not
+    # 2 x 2,048 with a block of padding rows (measured at the quickstart's 2,496-edge bucket).
+    chunk = max(-(-rows // n_chunks), 1)
+    chunk += -chunk % 8
     pad = n_chunks * chunk - rows
     tables, blocked = [], []
     for table, idx in terms:
@@ -381,11 +385,12 @@ def _fusable_layers(mlp: MLP) -> bool:
 
 
 def fused_edge_mlp_supported(mlp: MLP, parts) -> bool:
-    """Whether `mlp` on `parts` is a network `cpu_kernels.edge_mlp` computes: two gathered parts,
-    hidden layers of one supported width (see `_fusable_layers`), a 1-unit output without
-    activation."""
+    """Whether `mlp` on `parts` is a network `cpu_kernels.edge_mlp` computes: two gathered parts
+    (and optionally one per-edge part, e.g. edge features), hidden layers of one supported width
+    (see `_fusable_layers`), a 1-unit output without activation."""
     hidden = list(mlp.sizes[:-1])
-    return (len(parts) == 2 and all(idx is not None for _, idx in parts) and len(hidden) >= 1
+    gathered = [idx is not None for _, idx in parts]
+    return (gathered in ([True, True], [True, True, False]) and len(hidden) >= 1
             and not mlp.final_activation and mlp.sizes[-1] == 1 and len(set(hidden)) == 1
             and _fusable_layers(mlp))
 
@@ -416,46 +421,50 @@ def fused_edge_mlp(terms, bias, layers, xla_rows):
     """Edge MLP outputs [E, 1] computed by the fused CPU kernels (forward and backward).
 
     terms: [(ps [N, H], senders [E]), (pr [N, H], receivers [E])] -- the first layer projected per
-    node; bias [H]; layers: the MLP's parameter list (see MLP). The backward pass runs
-    `cpu_kernels.edge_mlp_grad` (d ps / d pr are segment sums of its per-edge gradient); with
-    FUSED_BACKWARD = False it differentiates `xla_rows(terms, bias, rows, layers)`, the XLA
-    formulation of the same network, instead.
+    node -- and optionally (extra [E, H], None), a per-edge term (projected edge features);
+    bias [H]; layers: the MLP's parameter list (see MLP). The backward pass runs
+    `cpu_kernels.edge_mlp_grad` (d ps / d pr are segment sums of its per-edge gradient, d extra
+    is that gradient); with FUSED_BACKWARD = False it differentiates
+    `xla_rows(terms, bias, rows, layers)`, the XLA formulation of the same network, instead.
     """
     from gnntrack.nn import cpu_kernels  # noqa: PLC0415
 
-    (ps, senders), (pr, receivers) = terms
+    (ps, senders), (pr, receivers), *rest = terms
+    extra = rest[0][0] if rest else None
     rows = senders.shape[0]
 
-    def reference(ps, pr, senders, receivers, bias, layers):
-        return xla_rows([(ps, senders), (pr, receivers)], bias, rows, layers)
+    def reference(ps, pr, senders, receivers, extra, bias, layers):
+        per_edge = [] if extra is None else [(extra, None)]
+        return xla_rows([(ps, senders), (pr, receivers)] + per_edge, bias, rows, layers)
 
     @jax.custom_vjp
-    def edge_mlp(ps, pr, senders, receivers, bias, layers):
-        return cpu_kernels.edge_mlp(ps, pr, senders, receivers,
-                                    *_pack_edge_mlp(bias, layers))[:, None]
+    def edge_mlp(ps, pr, senders, receivers, extra, bias, layers):
+        return cpu_kernels.edge_mlp(ps, pr, senders, receivers, *_pack_edge_mlp(bias, layers),
+                                    extra=extra)[:, None]
 
-    def forward(ps, pr, senders, receivers, bias, layers):
-        return edge_mlp(ps, pr, senders, receivers, bias, layers), (ps, pr, senders, receivers,
-                                                                     bias, layers)
+    def forward(ps, pr, senders, receivers, extra, bias, layers):
+        residuals = (ps, pr, senders, receivers, extra, bias, layers)
+        return edge_mlp(*residuals), residuals
 
     def backward(residuals, g):
-        ps, pr, senders, receivers, bias, layers = residuals
+        ps, pr, senders, receivers, extra, bias, layers = residuals
         if not FUSED_BACKWARD:
-            _, pullback = jax.vjp(lambda ps, pr, bias, layers:
-                                  reference(ps, pr, senders, receivers, bias, layers),
-                                  ps, pr, bias, layers)
-            d_ps, d_pr, d_bias, d_layers = pullback(g)
-            return d_ps, d_pr, None, None, d_bias, d_layers
+            _, pullback = jax.vjp(lambda ps, pr, extra, bias, layers:
+                                  reference(ps, pr, senders, receivers, extra, bias, layers),
+                                  ps, pr, extra, bias, layers)
+            d_ps, d_pr, d_extra, d_bias, d_layers = pullback(g)
+            return d_ps, d_pr, None, None, d_extra, d_bias, d_layers
         packed, unpack = jax.vjp(_pack_edge_mlp, bias, layers)
         d_in, *d_packed = cpu_kernels.edge_mlp_grad(ps, pr, senders, receivers, *packed,
-                                                    g[:, 0].astype(jnp.float32))
+                                                    g[:, 0].astype(jnp.float32), extra=extra)
         d_ps = cpu_kernels.segment_sum(d_in, senders, ps.shape[0])
         d_pr = cpu_kernels.segment_sum(d_in, receivers, pr.shape[0])
+        d_extra = None if extra is None else d_in.astype(extra.dtype)
         d_bias, d_layers = unpack(tuple(d_packed))
-        return d_ps, d_pr, None, None, d_bias, d_layers
+        return d_ps, d_pr, None, None, d_extra, d_bias, d_layers
 
     edge_mlp.defvjp(forward, backward)
-    return edge_mlp(ps, pr, senders, receivers, bias, layers)
+    return edge_mlp(ps, pr, senders, receivers, extra, bias, layers)
 
 
 def fused_row_mlp(h, layers, xla_tail):

@@ -55,8 +55,7 @@ def resolve_cpu_kernels(choice: str, *, fast: bool, hidden: int, activation: str
     use) or in XLA.
 
     The kernels need impl="fast", tanh + LayerNorm, float32, a hidden width in
-    `cpu_kernels.MLP_WIDTHS` and the CPU backend (and an edge network without edge features:
-    with `use_edge_features` only the node network uses them). `choice` "auto" picks "fused"
+    `cpu_kernels.MLP_WIDTHS` and the CPU backend. `choice` "auto" picks "fused"
     whenever that holds and the kernels build here; "xla" never does; "fused" raises ConfigError,
     naming the reason, where they cannot run.
     """
@@ -212,7 +211,7 @@ class SegmentClassifier(nn.Module):
         # The kernels are read from the parameter tree, so the tree is unchanged; at init the
         # networks create them as usual.
         table_message = TABLE_MESSAGES.get(self.message) if kernels == "fused" else None
-        share_first_layers = (table_message is not None and project and edges is None
+        share_first_layers = (table_message is not None and project
                               and not self.is_initializing())
 
         def first_layer_tables(module, x, n_blocks):
@@ -220,17 +219,20 @@ class SegmentClassifier(nn.Module):
             params, d = module.variables["params"], x.shape[-1]
             k_edge = params["edge_net"]["dense_0"]["kernel"].astype(dtype)
             k_node = params["node_net"]["dense_0"]["kernel"].astype(dtype)
-            blocks = [k_edge[:d], k_edge[d:], k_node[:d], k_node[d:2 * d], k_node[2 * d:]]
+            blocks = [k_edge[:d], k_edge[d:2 * d], k_node[:d], k_node[d:2 * d], k_node[2 * d:]]
             return jnp.split(x @ jnp.concatenate(blocks[:n_blocks], axis=1), n_blocks, axis=1)
 
         # The networks are arguments (not closed over) so that a lifted transform of `iteration`
         # re-binds them to its own scope; their parameters stay at the top level either way.
         def edge_logits(edge_net, x, senders, receivers, edges, tables=None):
-            if tables is not None:  # (x·K_src, x·K_dst), projected by the caller
-                terms = [(tables[0], senders), (tables[1], receivers)]
-                return edge_net([(x, senders), (x, receivers)], "project_terms",
-                                lambda blocks: terms)[:, 0]
             extra = [(edges, None)] if edges is not None else []
+            if tables is not None:  # (x·K_src, x·K_dst), projected by the caller
+                def given(blocks):  # blocks: K_src, K_dst (, K_edge)
+                    terms = [(tables[0], senders), (tables[1], receivers)]
+                    return terms + [(edges @ blocks[2], None)] if edges is not None else terms
+
+                return edge_net([(x, senders), (x, receivers)] + extra, "project_terms",
+                                given)[:, 0]
             return edge_net([(x, senders), (x, receivers)] + extra, edge_mode, None)[:, 0]
 
         def node_update(node_net, x, w, senders, receivers, tables=None):

@@ -145,26 +145,32 @@ def test_row_kernel_against_float64_numpy(width):
 
 
 @needs_kernel
-@pytest.mark.parametrize("width,n_layers,n_edges", [(16, 3, 1021), (32, 1, 50), (64, 2, 13)])
-def test_edge_kernel_gradient_matches_autodiff(width, n_layers, n_edges):
-    """edge_mlp_grad (fused backward; 1021 edges = two chunks, the second of one row) equals
-    jax.vjp of the same network written in jnp, and is bitwise reproducible."""
+@pytest.mark.parametrize("width,n_layers,n_edges,with_extra",
+                         [(16, 3, 1021, True), (32, 1, 50, False), (64, 2, 13, True)])
+def test_edge_kernel_gradient_matches_autodiff(width, n_layers, n_edges, with_extra):
+    """edge_mlp_grad (fused backward; 1021 edges = two chunks, the second of one row), with or
+    without a per-edge first-layer term, equals jax.vjp of the same network written in jnp, and
+    is bitwise reproducible."""
     inputs = _kernel_inputs(n_nodes=40, n_edges=n_edges, width=width, n_layers=n_layers, seed=1)
     g = jnp.asarray(np.random.default_rng(2).normal(size=n_edges), jnp.float32)
+    extra = (jnp.asarray(np.random.default_rng(3).normal(size=(n_edges, width)), jnp.float32)
+             if with_extra else jnp.zeros((n_edges, width), jnp.float32))
 
-    def network(ps, pr, vecs, mats, w_out, b_out):
-        h = ps[inputs["senders"]] + pr[inputs["receivers"]]
+    def network(ps, pr, vecs, mats, w_out, b_out, extra):
+        h = ps[inputs["senders"]] + pr[inputs["receivers"]] + extra
         return _jnp_layers(h, vecs, mats) @ w_out + b_out[0]
 
     names = ("ps", "pr", "vecs", "mats", "w_out", "b_out")
-    expected = jax.vjp(network, *(inputs[k] for k in names))[1](g)
+    expected = jax.vjp(network, *(inputs[k] for k in names), extra)[1](g)
     grad_fn = jax.jit(cpu_kernels.edge_mlp_grad)
-    d_in, *d_params = grad_fn(**inputs, g=g)
+    d_in, *d_params = grad_fn(**inputs, g=g, extra=extra if with_extra else None)
     d_ps = jax.ops.segment_sum(d_in, inputs["senders"], num_segments=40)
     d_pr = jax.ops.segment_sum(d_in, inputs["receivers"], num_segments=40)
-    for got, want in zip([d_ps, d_pr, *d_params], expected):
+    for got, want in zip([d_ps, d_pr, *d_params, d_in], expected):
         _assert_close_to_scale(got, want)
-    again = grad_fn(**inputs, g=g)
+    np.testing.assert_allclose(jax.jit(cpu_kernels.edge_mlp)(**inputs, extra=extra),
+                               network(*(inputs[k] for k in names), extra), rtol=1e-5, atol=1e-5)
+    again = grad_fn(**inputs, g=g, extra=extra if with_extra else None)
     for a, b in zip(again, [d_in, *d_params]):
         np.testing.assert_array_equal(a, b)
 
@@ -181,18 +187,24 @@ def test_row_kernel_gradient_matches_autodiff():
 
 
 @needs_kernel
-def test_node_kernel_runs_with_edge_features():
-    """With edge features the edge network stays in XLA; the node network still uses its kernel."""
+@pytest.mark.parametrize("remat", [False, "iteration"])
+def test_kernels_run_with_edge_features(remat):
+    """Edge features enter the edge kernel as a per-edge first-layer term (the quickstart's
+    model): same logits and gradients as the reference model."""
     graph, _ = random_graph(40, 160, n_edge_features=2, seed=6)
     reference = SegmentClassifier(hidden=16, n_iters=2, use_edge_features=True)
     fused = SegmentClassifier(hidden=16, n_iters=2, impl="fast", use_edge_features=True,
-                              cpu_kernels="fused")
+                              cpu_kernels="fused", remat=remat, chunk_size=64)
     params = perturbed_params(reference, graph)
     np.testing.assert_allclose(jax.jit(fused.apply)({"params": params}, graph),
                                jax.jit(reference.apply)({"params": params}, graph),
                                rtol=1e-5, atol=2e-5)
     text = jax.jit(fused.apply).lower({"params": params}, graph).as_text()
-    assert cpu_kernels.ROW_MLP_TARGET in text and cpu_kernels.EDGE_MLP_TARGET not in text
+    assert cpu_kernels.ROW_MLP_TARGET in text and cpu_kernels.EDGE_MLP_TARGET in text
+    g_ref = jax.jit(jax.grad(tanh_loss(reference, graph)))(params)
+    g_fused = jax.jit(jax.grad(tanh_loss(fused, graph)))(params)
+    for a, b in zip(jax.tree_util.tree_leaves(g_fused), jax.tree_util.tree_leaves(g_ref)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(jnp.abs(b).max()) + 1e-6)
 
 
 @needs_kernel

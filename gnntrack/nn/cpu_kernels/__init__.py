@@ -225,14 +225,22 @@ def _vary_like(outputs, *inputs):
     return jax.tree_util.tree_map(cast, outputs)
 
 
+def _extra_rows(extra, n_edges: int, width: int) -> jnp.ndarray:
+    """The edge kernels' optional per-edge first-layer term: [E, H], or [0, H] for none."""
+    if extra is None:
+        return jnp.zeros((0, width), jnp.float32)
+    return jnp.asarray(extra, jnp.float32).reshape(n_edges, width)
+
+
 def edge_mlp(ps: jnp.ndarray, pr: jnp.ndarray, senders: jnp.ndarray, receivers: jnp.ndarray,
              vecs: jnp.ndarray, mats: jnp.ndarray, w_out: jnp.ndarray,
-             b_out: jnp.ndarray) -> jnp.ndarray:
+             b_out: jnp.ndarray, extra: jnp.ndarray | None = None) -> jnp.ndarray:
     """Edge logits float32 [E] of the fused edge network (forward only; see edge_mlp.cc).
 
     ps [N_s, H], pr [N_r, H]: per-node projections of the first layer for senders / receivers;
     senders, receivers int32 [E]; vecs [L, 3, H] (bias, LayerNorm scale, offset of each hidden
-    layer); mats [L-1, H, H]; w_out [H]; b_out [1]. H in MLP_WIDTHS; CPU only.
+    layer); mats [L-1, H, H]; w_out [H]; b_out [1]; extra [E, H] or None: a per-edge term of the
+    first layer (projected edge features). H in MLP_WIDTHS; CPU only.
     """
     if not available():
         raise RuntimeError(f"the fused edge kernel is unavailable: {status().detail}")
@@ -242,7 +250,7 @@ def edge_mlp(ps: jnp.ndarray, pr: jnp.ndarray, senders: jnp.ndarray, receivers: 
     f32 = functools.partial(jnp.asarray, dtype=jnp.float32)
     args = (f32(ps), f32(pr), jnp.asarray(senders, jnp.int32), jnp.asarray(receivers, jnp.int32),
             f32(vecs), f32(mats).reshape(-1, ps.shape[-1], ps.shape[-1]), f32(w_out),
-            f32(b_out).reshape(1))
+            f32(b_out).reshape(1), _extra_rows(extra, n_edges, ps.shape[-1]))
     return _vary_like(call(*args), *args)
 
 
@@ -280,12 +288,12 @@ def _unpack_grad_params(partials: jnp.ndarray, n_layers: int, width: int):
             pieces[2], pieces[3])
 
 
-def edge_mlp_grad(ps, pr, senders, receivers, vecs, mats, w_out, b_out, g):
+def edge_mlp_grad(ps, pr, senders, receivers, vecs, mats, w_out, b_out, g, extra=None):
     """Backward pass of `edge_mlp` for the cotangent g [E] of its logits.
 
     Returns (d_in [E, H] -- the gradient of each edge's first-layer pre-activation, so
-    d ps = segment_sum(d_in, senders) and d pr = segment_sum(d_in, receivers) --, d vecs, d mats,
-    d w_out, d b_out). The kernel recomputes the forward pass tile by tile; parameter gradients
+    d ps = segment_sum(d_in, senders), d pr = segment_sum(d_in, receivers), d extra = d_in --,
+    d vecs, d mats, d w_out, d b_out). The kernel recomputes the forward pass tile by tile; parameter gradients
     are summed per fixed chunk of CHUNK_ROWS rows, then over chunks: deterministic.
     """
     if not available():
@@ -294,7 +302,7 @@ def edge_mlp_grad(ps, pr, senders, receivers, vecs, mats, w_out, b_out, g):
     call = jax.ffi.ffi_call(EDGE_MLP_GRAD_TARGET, _grad_outputs(senders.shape[0], width, n_layers),
                             vmap_method="sequential")
     args = (ps, pr, senders, receivers, vecs, mats.reshape(-1, width, width), w_out,
-            b_out.reshape(1), g)
+            b_out.reshape(1), _extra_rows(extra, senders.shape[0], width), g)
     d_in, partials = _vary_like(call(*args), *args)
     return (d_in, *_unpack_grad_params(partials, n_layers, width))
 

@@ -3,12 +3,14 @@
 //
 // gnntrack_edge_mlp -- the segment classifier's edge network. For each edge e, keeping the rows
 // of a 12-edge tile in L1 cache / registers:
-//   h   = tanh(LN(ps[senders[e]] + pr[receivers[e]] + b_0) * g_0 + c_0)      (first layer, projected per node)
+//   h   = tanh(LN(ps[senders[e]] + pr[receivers[e]] (+ extra[e]) + b_0) * g_0 + c_0)   (first layer, projected per node)
 //   h   = tanh(LN(h @ W_l + b_l) * g_l + c_l)                               for l = 1 .. L-1
 //   out = h . w_out + b_out                                                 (logit, no activation)
 //   Inputs:  ps [Ns, H], pr [Nr, H] float32; senders, receivers int32 [E];
 //            vecs [L, 3, H] float32 = (bias, LayerNorm scale, LayerNorm offset) per hidden layer;
-//            mats [L-1, H, H] float32; w_out [H]; b_out [1].   Output: logits float32 [E].
+//            mats [L-1, H, H] float32; w_out [H]; b_out [1]; extra [E, H] float32 (a per-edge
+//            term added to the first layer, e.g. projected edge features) or [0, H].
+//   Output: logits float32 [E].
 //   Out-of-range indices are an error (InvalidArgument).
 // gnntrack_row_mlp -- the same layers on given rows x [R, H] (h = x + b_0 first), returning the
 //   last activations [R, H]: the node network after its first matmul.
@@ -132,6 +134,7 @@ struct MlpArgs {
   const int32_t* receivers = nullptr;
   int64_t n_sender_rows = 0, n_receiver_rows = 0;
   const float* rows_in = nullptr;  // [R, H]; when set, used instead of the gather
+  const float* extra = nullptr;    // [E, H] or null: a per-edge term added to the gathered rows
   const float* vecs = nullptr;
   const float* mats = nullptr;
   const float* mats_t = nullptr;  // backward only: each W_l transposed, [L-1, H, H]
@@ -176,6 +179,9 @@ bool LoadTile(const MlpArgs& a, int64_t e0, int n, int64_t hi, float* pre, bool*
         for (int j = 0; j < H; j += 8)
           _mm256_store_ps(row + j, _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(x + j), _mm256_loadu_ps(y + j)),
                                                  _mm256_loadu_ps(a.vecs + j)));
+        if (a.extra != nullptr)
+          for (int j = 0; j < H; j += 8)
+            _mm256_store_ps(row + j, _mm256_add_ps(_mm256_load_ps(row + j), _mm256_loadu_ps(a.extra + e * H + j)));
       }
     }
   }
@@ -361,10 +367,15 @@ int64_t LayerCount(ffi::Buffer<ffi::F32>& vecs, ffi::Buffer<ffi::F32>& mats, int
   return n_layers >= 1 && mats.element_count() == (n_layers - 1) * width * width ? n_layers : 0;
 }
 
+// The optional per-edge term: empty, or one row of H per edge.
+bool ExtraShapeOk(ffi::Buffer<ffi::F32>& extra, int64_t n_edges, int64_t width) {
+  return extra.element_count() == 0 || static_cast<int64_t>(extra.element_count()) == n_edges * width;
+}
+
 ffi::Error EdgeMlp(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> ps, ffi::Buffer<ffi::F32> pr,
                    ffi::Buffer<ffi::S32> senders, ffi::Buffer<ffi::S32> receivers,
                    ffi::Buffer<ffi::F32> vecs, ffi::Buffer<ffi::F32> mats, ffi::Buffer<ffi::F32> w_out,
-                   ffi::Buffer<ffi::F32> b_out, ffi::ResultBuffer<ffi::F32> out) {
+                   ffi::Buffer<ffi::F32> b_out, ffi::Buffer<ffi::F32> extra, ffi::ResultBuffer<ffi::F32> out) {
   if (ps.dimensions().size() != 2 || pr.dimensions().size() != 2)
     return ffi::Error::InvalidArgument("gnntrack edge_mlp: bad operand ranks");
   const int64_t width = ps.dimensions()[1];
@@ -373,7 +384,8 @@ ffi::Error EdgeMlp(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> ps, ffi::Buffer<f
   const int64_t n_layers = LayerCount(vecs, mats, width);
   if (pr.dimensions()[1] != width || n_layers == 0 || w_out.element_count() != width ||
       b_out.element_count() != 1 || senders.element_count() != receivers.element_count() ||
-      out->element_count() != senders.element_count())
+      out->element_count() != senders.element_count() ||
+      !ExtraShapeOk(extra, senders.element_count(), width))
     return ffi::Error::InvalidArgument("gnntrack edge_mlp: operand shapes do not match");
   MlpArgs a;
   a.ps = ps.typed_data(), a.pr = pr.typed_data();
@@ -381,6 +393,7 @@ ffi::Error EdgeMlp(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> ps, ffi::Buffer<f
   a.n_sender_rows = ps.dimensions()[0], a.n_receiver_rows = pr.dimensions()[0];
   a.vecs = vecs.typed_data(), a.mats = mats.typed_data(), a.n_layers = static_cast<int>(n_layers);
   a.w_out = w_out.typed_data(), a.b_out = b_out.typed_data()[0], a.out = out->typed_data();
+  a.extra = extra.element_count() ? extra.typed_data() : nullptr;
   if (!RunRowsAnyWidth(pool, a, width, senders.element_count()))
     return ffi::Error::InvalidArgument("gnntrack edge_mlp: a sender or receiver index is out of range");
   return ffi::Error::Success();
@@ -457,7 +470,8 @@ bool GradShapesOk(ffi::ResultBuffer<ffi::F32>& d_in, ffi::ResultBuffer<ffi::F32>
 ffi::Error EdgeMlpGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> ps, ffi::Buffer<ffi::F32> pr,
                        ffi::Buffer<ffi::S32> senders, ffi::Buffer<ffi::S32> receivers,
                        ffi::Buffer<ffi::F32> vecs, ffi::Buffer<ffi::F32> mats, ffi::Buffer<ffi::F32> w_out,
-                       ffi::Buffer<ffi::F32> b_out, ffi::Buffer<ffi::F32> g, ffi::ResultBuffer<ffi::F32> d_in,
+                       ffi::Buffer<ffi::F32> b_out, ffi::Buffer<ffi::F32> extra, ffi::Buffer<ffi::F32> g,
+                       ffi::ResultBuffer<ffi::F32> d_in,
                        ffi::ResultBuffer<ffi::F32> dpar) {
   if (ps.dimensions().size() != 2 || pr.dimensions().size() != 2)
     return ffi::Error::InvalidArgument("gnntrack edge_mlp_grad: bad operand ranks");
@@ -465,7 +479,7 @@ ffi::Error EdgeMlpGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> ps, ffi::Buff
   const int64_t n_layers = SupportedWidth(width) ? LayerCount(vecs, mats, width) : 0;
   if (n_layers == 0 || pr.dimensions()[1] != width || w_out.element_count() != width ||
       b_out.element_count() != 1 || receivers.element_count() != n_edges || g.element_count() != n_edges ||
-      !GradShapesOk(d_in, dpar, n_edges, width, n_layers))
+      !ExtraShapeOk(extra, n_edges, width) || !GradShapesOk(d_in, dpar, n_edges, width, n_layers))
     return ffi::Error::InvalidArgument("gnntrack edge_mlp_grad: operand shapes do not match");
   const std::vector<float> mats_t = Transposed(mats.typed_data(), n_layers - 1, width);
   MlpArgs a;
@@ -474,6 +488,7 @@ ffi::Error EdgeMlpGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> ps, ffi::Buff
   a.n_sender_rows = ps.dimensions()[0], a.n_receiver_rows = pr.dimensions()[0];
   a.vecs = vecs.typed_data(), a.mats = mats.typed_data(), a.mats_t = mats_t.data();
   a.n_layers = static_cast<int>(n_layers), a.w_out = w_out.typed_data(), a.b_out = b_out.typed_data()[0];
+  a.extra = extra.element_count() ? extra.typed_data() : nullptr;
   if (!RunGradAnyWidth(pool, a, g.typed_data(), nullptr, d_in->typed_data(), dpar->typed_data(), width, n_edges))
     return ffi::Error::InvalidArgument("gnntrack edge_mlp_grad: a sender or receiver index is out of range");
   return ffi::Error::Success();
@@ -511,7 +526,8 @@ ffi::Error RowMlpGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
       .Arg<ffi::Buffer<ffi::F32>>() /* vecs */                                              \
       .Arg<ffi::Buffer<ffi::F32>>() /* mats */                                              \
       .Arg<ffi::Buffer<ffi::F32>>() /* w_out */                                             \
-      .Arg<ffi::Buffer<ffi::F32>>() /* b_out */
+      .Arg<ffi::Buffer<ffi::F32>>() /* b_out */                                             \
+      .Arg<ffi::Buffer<ffi::F32>>() /* extra: [E, H] per-edge term, or [0, H] */
 #define GNNTRACK_ROW_OPERANDS                                                               \
   ffi::Ffi::Bind()                                                                          \
       .Ctx<ffi::ThreadPool>()                                                               \
