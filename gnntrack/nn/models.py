@@ -133,7 +133,9 @@ class SegmentClassifier(nn.Module):
     `cpu_kernels` ("auto" | "xla" | "fused"): on CPU, impl="fast" can run the edge network
     (gather -> every layer -> logit) and the node network's layers after its first matmul, forward
     and backward, in hand-written fused kernels (`resolve_cpu_kernels`; "auto" does when they
-    build here). Same function and gradients within float rounding (tested).
+    build here). With them, the message's gathers and sums also run in kernels (edges grouped by
+    node: `weighted_bidirectional_sum`), and both networks' first layers, which read the same x,
+    run as one matmul per iteration. Same function and gradients within float rounding (tested).
 
     `remat` (rematerialisation; same parameters, same function, less memory, more compute):
       * False / "none": off.

@@ -1,14 +1,20 @@
 """Hand-written CPU kernels, called from JAX through XLA's FFI and compiled on first use.
 
-Two kernels (source: `edge_mlp.cc` next to this file), both forward passes of tanh + LayerNorm
-MLPs computed tile by tile of 12 rows, so no [rows, H] intermediate goes through memory (issue 6):
+MLP kernels (source: `edge_mlp.cc` next to this file), forward passes of tanh + LayerNorm MLPs
+computed tile by tile of 24 rows, so no [rows, H] intermediate goes through memory (issue 6):
   * `edge_mlp`: the segment classifier's edge network -- gather the two projected node rows of
-    each edge, every hidden layer's matmul + LayerNorm + tanh, the 1-unit output (logits [E]);
+    each edge (plus an optional per-edge term: projected edge features), every hidden layer's
+    matmul + LayerNorm + tanh, the 1-unit output (logits [E]);
   * `row_mlp`: the layers of an MLP after its first matmul, on given rows (the node network).
 and their backward passes `edge_mlp_grad` / `row_mlp_grad` (recompute the tile's forward pass,
 then back-propagate through every layer with the weight gradients accumulated per fixed chunk of
 rows, so results are deterministic). `gnntrack.nn.layers.fused_edge_mlp` / `fused_row_mlp` tie
 them together as custom-VJP functions.
+
+Message-passing kernels (`graph_ops.cc`): `segment_order` (counting sort of edges by endpoint),
+`segment_gather_sum` (per-node sums over a node's edges, one thread per node: deterministic) and
+`row_dots`; `segment_sum` and `gnntrack.nn.models.weighted_bidirectional_sum` (the segment
+classifier's message, forward and backward) are built on them.
 
 Why compile on first use instead of at install time: the kernel needs jaxlib's FFI headers and a
 C++ compiler, which a plain `pip install` must not require. The shared library is built once per
@@ -52,7 +58,7 @@ ROW_MLP_GRAD_TARGET = "gnntrack_row_mlp_grad"
 SEGMENT_ORDER_TARGET = "gnntrack_segment_order"
 SEGMENT_GATHER_SUM_TARGET = "gnntrack_segment_gather_sum"
 ROW_DOTS_TARGET = "gnntrack_row_dots"
-CHUNK_ROWS = 1020  # rows per unit of work in edge_mlp.cc (kChunkRows): one partial gradient each
+CHUNK_ROWS = 1008  # rows per unit of work in edge_mlp.cc (kChunkRows): one partial gradient each
 MLP_WIDTHS = (16, 32, 64, 128)  # hidden widths instantiated in edge_mlp.cc
 CXX_FLAGS = ("-O3", "-mavx2", "-mfma", "-std=c++17", "-shared", "-fPIC", "-w")
 _REQUIRED_CPU_FLAGS = ("avx2", "fma")

@@ -2,7 +2,7 @@
 // called from JAX through XLA's FFI (see gnntrack/nn/cpu_kernels/__init__.py).
 //
 // gnntrack_edge_mlp -- the segment classifier's edge network. For each edge e, keeping the rows
-// of a 12-edge tile in L1 cache / registers:
+// of a 24-edge tile in L1/L2 cache and registers:
 //   h   = tanh(LN(ps[senders[e]] + pr[receivers[e]] (+ extra[e]) + b_0) * g_0 + c_0)   (first layer, projected per node)
 //   h   = tanh(LN(h @ W_l + b_l) * g_l + c_l)                               for l = 1 .. L-1
 //   out = h . w_out + b_out                                                 (logit, no activation)
@@ -40,8 +40,8 @@ namespace {
 
 constexpr float kLayerNormEps = 1e-6f;  // flax.linen.LayerNorm's default
 constexpr int kMicroRows = 6;           // rows per register tile of the matmul (6 x 16 floats)
-constexpr int kTileRows = 12;           // rows that move through the layers together
-constexpr int64_t kChunkRows = 85 * kTileRows;  // rows per unit of work handed to a thread
+constexpr int kTileRows = 24;           // rows that move through the layers together
+constexpr int64_t kChunkRows = 42 * kTileRows;  // rows per unit of work handed to a thread
 
 // tanh on 8 lanes: the rational approximation XLA and Eigen use for float32 (odd degree-13
 // numerator, even degree-6 denominator, input clamped to +-7.9053), with the division done as a
