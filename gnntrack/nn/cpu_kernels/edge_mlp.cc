@@ -74,30 +74,46 @@ inline float HorizontalSum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// out[0:H] = tanh(LN(in[0:H]) * scale + offset). One-pass statistics, var = E[h^2] - E[h]^2
-// clipped at 0, as flax's LayerNorm (use_fast_variance) and gnntrack.nn.layers.norm_act.
-// With xhat_out / rstd_out, also stores the normalised row and 1/sigma (for the backward pass).
+// out[r] = tanh(LN(in[r]) * scale + offset) for every row r of a tile: in, out [kTileRows, H].
+// One-pass statistics, var = E[h^2] - E[h]^2 clipped at 0, as flax's LayerNorm
+// (use_fast_variance) and gnntrack.nn.layers.norm_act. With xhat_out [kTileRows, H] / rstd_out
+// [kTileRows], also stores the normalised rows and 1/sigma (for the backward pass).
+// The statistics of all rows come first, then 1/sigma for 8 rows per vector sqrt + divide, then
+// the normalise + tanh pass: no row waits on its own reduction -> sqrt -> divide chain (forward
+// ~13 % faster than row by row).
 template <int H>
-inline void NormTanhRow(const float* in, float* out, const float* scale, const float* offset,
-                        float* xhat_out = nullptr, float* rstd_out = nullptr) {
+inline void NormTanhTile(const float* in, float* out, const float* scale, const float* offset,
+                         float* xhat_out = nullptr, float* rstd_out = nullptr) {
+  static_assert(kTileRows % 8 == 0, "rows are grouped by 8 for the vector sqrt");
   constexpr int V = H / 8;
-  __m256 h[V];
-  __m256 sum = _mm256_setzero_ps(), sum_sq = _mm256_setzero_ps();
-  for (int j = 0; j < V; ++j) {
-    h[j] = _mm256_load_ps(in + 8 * j);
-    sum = _mm256_add_ps(sum, h[j]);
-    sum_sq = _mm256_fmadd_ps(h[j], h[j], sum_sq);
+  alignas(32) float mean[kTileRows], rstd[kTileRows];
+  for (int r = 0; r < kTileRows; ++r) {
+    const float* row = in + r * H;
+    __m256 sum = _mm256_setzero_ps(), sum_sq = _mm256_setzero_ps();
+    for (int j = 0; j < V; ++j) {
+      const __m256 h = _mm256_load_ps(row + 8 * j);
+      sum = _mm256_add_ps(sum, h);
+      sum_sq = _mm256_fmadd_ps(h, h, sum_sq);
+    }
+    mean[r] = HorizontalSum(sum) / H;
+    rstd[r] = HorizontalSum(sum_sq) / H;  // E[h^2] for now
   }
-  const float mean = HorizontalSum(sum) / H;
-  const float var = std::max(HorizontalSum(sum_sq) / H - mean * mean, 0.0f);
-  const float rstd = 1.0f / std::sqrt(var + kLayerNormEps);
-  if (rstd_out != nullptr) *rstd_out = rstd;
-  const __m256 r = _mm256_set1_ps(rstd), shift = _mm256_set1_ps(-mean * rstd);
-  for (int j = 0; j < V; ++j) {
-    const __m256 xhat = _mm256_fmadd_ps(h[j], r, shift);
-    if (xhat_out != nullptr) _mm256_store_ps(xhat_out + 8 * j, xhat);
-    const __m256 z = _mm256_fmadd_ps(xhat, _mm256_loadu_ps(scale + 8 * j), _mm256_loadu_ps(offset + 8 * j));
-    _mm256_store_ps(out + 8 * j, Tanh8(z));
+  for (int r = 0; r < kTileRows; r += 8) {
+    const __m256 m = _mm256_load_ps(mean + r);
+    const __m256 var = _mm256_max_ps(_mm256_sub_ps(_mm256_load_ps(rstd + r), _mm256_mul_ps(m, m)),
+                                     _mm256_setzero_ps());
+    _mm256_store_ps(rstd + r, _mm256_div_ps(_mm256_set1_ps(1.0f),
+                                            _mm256_sqrt_ps(_mm256_add_ps(var, _mm256_set1_ps(kLayerNormEps)))));
+  }
+  for (int r = 0; r < kTileRows; ++r) {
+    if (rstd_out != nullptr) rstd_out[r] = rstd[r];
+    const __m256 rs = _mm256_set1_ps(rstd[r]), shift = _mm256_set1_ps(-mean[r] * rstd[r]);
+    for (int j = 0; j < V; ++j) {
+      const __m256 xhat = _mm256_fmadd_ps(_mm256_load_ps(in + r * H + 8 * j), rs, shift);
+      if (xhat_out != nullptr) _mm256_store_ps(xhat_out + r * H + 8 * j, xhat);
+      const __m256 z = _mm256_fmadd_ps(xhat, _mm256_loadu_ps(scale + 8 * j), _mm256_loadu_ps(offset + 8 * j));
+      _mm256_store_ps(out + r * H + 8 * j, Tanh8(z));
+    }
   }
 }
 
@@ -198,11 +214,11 @@ bool MlpRows(const MlpArgs& a, int64_t lo, int64_t hi) {
     const int n = static_cast<int>(std::min<int64_t>(kTileRows, hi - e0));
     bool bad[kTileRows];
     ok = LoadTile<H>(a, e0, n, hi, pre, bad) && ok;
-    for (int r = 0; r < kTileRows; ++r) NormTanhRow<H>(pre + r * H, act + r * H, a.vecs + H, a.vecs + 2 * H);
+    NormTanhTile<H>(pre, act, a.vecs + H, a.vecs + 2 * H);
     for (int l = 1; l < a.n_layers; ++l) {
       const float* v = a.vecs + static_cast<int64_t>(l) * 3 * H;
       TileMatmul<H>(act, a.mats + static_cast<int64_t>(l - 1) * H * H, v, pre);
-      for (int r = 0; r < kTileRows; ++r) NormTanhRow<H>(pre + r * H, act + r * H, v + H, v + 2 * H);
+      NormTanhTile<H>(pre, act, v + H, v + 2 * H);
     }
     for (int r = 0; r < n; ++r) {
       if (a.w_out == nullptr) {
@@ -277,9 +293,8 @@ bool MlpGradRows(const MlpArgs& a, const float* g_logits, const float* g_rows, f
     for (int l = 0; l < L; ++l) {
       const float* v = a.vecs + static_cast<int64_t>(l) * 3 * H;
       if (l > 0) TileMatmul<H>(ys + (l - 1) * kTileRows * H, a.mats + static_cast<int64_t>(l - 1) * H * H, v, pre);
-      for (int r = 0; r < kTileRows; ++r)
-        NormTanhRow<H>(pre + r * H, ys + (l * kTileRows + r) * H, v + H, v + 2 * H,
-                       xhat + (l * kTileRows + r) * H, rstd + l * kTileRows + r);
+      NormTanhTile<H>(pre, ys + l * kTileRows * H, v + H, v + 2 * H, xhat + l * kTileRows * H,
+                      rstd + l * kTileRows);
     }
     // Cotangent of the last activations (zero for padding rows and bad indices).
     const float* y_last = ys + (L - 1) * kTileRows * H;
