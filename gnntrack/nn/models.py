@@ -208,8 +208,9 @@ class SegmentClassifier(nn.Module):
         node_mode = "split" if fast else "concat"
 
         # With the fused kernels, both networks' first layers (edge: x·K_src, x·K_dst; node:
-        # x·K_in, x·K_out, x·K_x) read the same x: run them as one [D, 5H] matmul per iteration,
-        # which XLA:CPU does ~3x faster than five [D, H] ones (and the same for their gradients).
+        # x·K_in, x·K_out, x·K_x) read the same x: run them as one [D, 5H] matmul per iteration
+        # (and their gradients as two): in the train step at 80k edges the matmuls took 202 ms
+        # instead of 335 ms as fifteen small ones.
         # The kernels are read from the parameter tree, so the tree is unchanged; at init the
         # networks create them as usual.
         table_message = TABLE_MESSAGES.get(self.message) if kernels == "fused" else None
