@@ -216,6 +216,12 @@ def loaded_label() -> str:
     return status().label() if status.cache_info().currsize else "not used"
 
 
+def _require() -> None:
+    """Raise RuntimeError (naming why) unless the kernels run here."""
+    if not available():
+        raise RuntimeError(f"the fused CPU kernels are unavailable: {status().detail}")
+
+
 def _vary_like(outputs, *inputs):
     """Inside `jax.shard_map`: mark the kernel's outputs device-varying over every mesh axis its
     inputs vary over. An FFI call's result types carry no such axes, and autodiff rejects a
@@ -248,8 +254,7 @@ def edge_mlp(ps: jnp.ndarray, pr: jnp.ndarray, senders: jnp.ndarray, receivers: 
     layer); mats [L-1, H, H]; w_out [H]; b_out [1]; extra [E, H] or None: a per-edge term of the
     first layer (projected edge features). H in MLP_WIDTHS; CPU only.
     """
-    if not available():
-        raise RuntimeError(f"the fused edge kernel is unavailable: {status().detail}")
+    _require()
     n_edges = senders.shape[0]
     call = jax.ffi.ffi_call(EDGE_MLP_TARGET, jax.ShapeDtypeStruct((n_edges,), jnp.float32),
                             vmap_method="sequential")
@@ -267,8 +272,7 @@ def row_mlp(x: jnp.ndarray, vecs: jnp.ndarray, mats: jnp.ndarray) -> jnp.ndarray
     vecs [L, 3, H] (bias, LayerNorm scale, offset per layer), mats [L-1, H, H]; H in MLP_WIDTHS;
     CPU only; forward only.
     """
-    if not available():
-        raise RuntimeError(f"the fused CPU kernels are unavailable: {status().detail}")
+    _require()
     width = x.shape[-1]
     call = jax.ffi.ffi_call(ROW_MLP_TARGET, jax.ShapeDtypeStruct(x.shape, jnp.float32),
                             vmap_method="sequential")
@@ -302,8 +306,7 @@ def edge_mlp_grad(ps, pr, senders, receivers, vecs, mats, w_out, b_out, g, extra
     d vecs, d mats, d w_out, d b_out). The kernel recomputes the forward pass tile by tile; parameter gradients
     are summed per fixed chunk of CHUNK_ROWS rows, then over chunks: deterministic.
     """
-    if not available():
-        raise RuntimeError(f"the fused CPU kernels are unavailable: {status().detail}")
+    _require()
     width, n_layers = ps.shape[-1], vecs.shape[0]
     call = jax.ffi.ffi_call(EDGE_MLP_GRAD_TARGET, _grad_outputs(senders.shape[0], width, n_layers),
                             vmap_method="sequential")
@@ -316,8 +319,7 @@ def edge_mlp_grad(ps, pr, senders, receivers, vecs, mats, w_out, b_out, g, extra
 def row_mlp_grad(x, vecs, mats, g):
     """Backward pass of `row_mlp` for the cotangent g [R, H] of its output: (dx [R, H], d vecs,
     d mats), deterministic as `edge_mlp_grad`."""
-    if not available():
-        raise RuntimeError(f"the fused CPU kernels are unavailable: {status().detail}")
+    _require()
     width, n_layers = x.shape[-1], vecs.shape[0]
     call = jax.ffi.ffi_call(ROW_MLP_GRAD_TARGET, _grad_outputs(x.shape[0], width, n_layers),
                             vmap_method="sequential")
@@ -329,11 +331,6 @@ def row_mlp_grad(x, vecs, mats, g):
 
 # ---------------------------------------------------------------------------------------------
 # Message-passing primitives (graph_ops.cc): segment sums as gathers over edges grouped by node.
-
-
-def _require():
-    if not available():
-        raise RuntimeError(f"the fused CPU kernels are unavailable: {status().detail}")
 
 
 def segment_order(index: jnp.ndarray, num_segments: int) -> tuple[jnp.ndarray, jnp.ndarray]:
