@@ -26,6 +26,7 @@ import pandas as pd
 
 from gnntrack.errors import ConfigError, InputError
 from gnntrack.io.event import PARTICLES_COLUMNS, PARTICLES_OPTIONAL
+from gnntrack.io.trackml import read_csv_file
 
 # |PDG code| -> mass in GeV (unknown codes are treated as pions).
 MASSES = {11: 0.000511, 13: 0.10566, 211: 0.13957, 321: 0.49368, 2212: 0.93827}
@@ -129,12 +130,7 @@ def read_particles_file(path: str | os.PathLike) -> pd.DataFrame:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise InputError(f"particles file not found: {path}")
-    try:
-        raw = pd.read_csv(path)
-    except pd.errors.EmptyDataError as exc:
-        raise InputError(f"particles file {path} is empty") from exc
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
-        raise InputError(f"particles file {path} is not a readable CSV: {exc}") from exc
+    raw = read_csv_file(path)  # InputError naming the file if empty, truncated, corrupt or malformed
     missing = [c for c in _REQUIRED if c not in raw.columns]
     if missing:
         raise InputError(f"particles file {path}: missing column(s) {', '.join(missing)} "

@@ -30,12 +30,13 @@ import numpy as np
 import pandas as pd
 
 from gnntrack.errors import InputError
-from gnntrack.io.atomic import atomic_path
+from gnntrack.io.atomic import atomic_paths, naming_file
 from gnntrack.io.event import PARTICLES_OPTIONAL, PARTS, SCHEMAS, Event, event_prefix_name
 
 __all__ = [
     "DEFAULT_PARTS", "read_event", "read_events", "read_table", "list_event_prefixes",
     "find_part_file", "validate_table", "validate_event", "write_event", "event_id_from_prefix",
+    "read_csv_file",
 ]
 
 DEFAULT_PARTS: tuple[str, ...] = ("hits", "truth", "particles", "cells")
@@ -84,13 +85,15 @@ def find_part_file(prefix: str | os.PathLike, part: str) -> Path | None:
 def list_event_prefixes(directory: str | os.PathLike) -> list[Path]:
     """Sorted unique event prefixes (`directory/event<digits>`) of the TrackML files in `directory`.
 
-    Any part file (csv or csv.gz) makes a prefix; hidden files (e.g. temporary files of an
-    interrupted atomic write) are ignored.
+    A hits file (csv or csv.gz) makes an event: every event has one, and `write_event` puts it
+    in place after the other parts, so parts left without hits by an interrupted write are not
+    listed. Hidden files (temporary files of atomic writes) are ignored.
     """
     directory = Path(directory)
     if not directory.is_dir():
         raise InputError(f"{directory}: not a directory")
-    names = {m.group(1) for m in map(_FILE_RE.match, os.listdir(directory)) if m is not None}
+    matches = (_FILE_RE.match(name) for name in os.listdir(directory))
+    names = {m.group(1) for m in matches if m is not None and m.group(2) == "hits"}
     # numeric order (equal to name order for the usual 9-digit ids)
     return [directory / n for n in sorted(names, key=lambda n: (int(n[5:]), n))]
 
@@ -307,8 +310,10 @@ def validate_event(event: Event, source: str | None = None) -> Event:
 # --------------------------------------------------------------------------------------------
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    """pandas.read_csv with every I/O or format failure turned into one InputError."""
+def read_csv_file(path: str | os.PathLike) -> pd.DataFrame:
+    """pandas.read_csv (csv or csv.gz) with every I/O or format failure (missing, empty, truncated
+    or corrupt gzip, binary, malformed) turned into one InputError naming the file."""
+    path = Path(path)
     try:
         if path.stat().st_size == 0:
             raise InputError(f"{path}: file is empty (0 bytes)")
@@ -343,7 +348,7 @@ def read_table(path: str | os.PathLike, part: str) -> pd.DataFrame:
     path = Path(path)
     if part not in SCHEMAS:
         raise InputError(f"{path}: unknown TrackML part {part!r} (expected one of {', '.join(PARTS)})")
-    return validate_table(_read_csv(path), part, str(path), is_file=True)
+    return validate_table(read_csv_file(path), part, str(path), is_file=True)
 
 
 def _check_parts(parts: Iterable[str], what: str) -> tuple[str, ...]:
@@ -397,7 +402,7 @@ def read_events(directory: str | os.PathLike, parts: Sequence[str] = DEFAULT_PAR
     """
     prefixes = list_event_prefixes(directory)
     if not prefixes:
-        raise InputError(f"{directory}: no TrackML event files (event<digits>-<part>.csv[.gz])")
+        raise InputError(f"{directory}: no TrackML event files (event<digits>-hits.csv[.gz])")
     if limit is not None:
         prefixes = prefixes[: max(int(limit), 0)]
     if progress:
@@ -411,13 +416,6 @@ def read_events(directory: str | os.PathLike, parts: Sequence[str] = DEFAULT_PAR
 # --------------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------------
-
-
-def _file_mode() -> int:
-    """Permission bits of a new file under the current umask (0644 for the usual 022)."""
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 def _csv_bytes(df: pd.DataFrame) -> bytes:
@@ -440,6 +438,11 @@ def write_event(event: Event, out_dir: str | os.PathLike, *, compress: bool = Fa
     files of this prefix with the other compression, or of parts this event does not have, are
     removed, so every reader finds exactly one consistent file per part.
 
+    A reader never sees half an event: every part is first written to a temporary file; only
+    when all are written is the old version's hits file removed, and the hits file (which makes
+    an event, see `list_event_prefixes`) is renamed into place after every other part. A failed
+    write (e.g. a full disk) leaves the older version, or nothing, and names the file.
+
     Args:
       event: the event; validated first (InputError on bad content) unless `validate=False`.
       out_dir: created if needed.
@@ -454,24 +457,23 @@ def write_event(event: Event, out_dir: str | os.PathLike, *, compress: bool = Fa
     if validate:
         event = validate_event(event)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     name = event_prefix_name(event.event_id)
     suffix, stale_suffix = (".csv.gz", ".csv") if compress else (".csv", ".csv.gz")
-    written: list[Path] = []
-    for part in PARTS:
-        table = getattr(event, part)
-        path = out_dir / f"{name}-{part}{suffix}"
-        stale = [out_dir / f"{name}-{part}{stale_suffix}"]
-        if table is None:
-            stale.append(path)
-        else:
-            data = _csv_bytes(table)
+    present = [p for p in PARTS if getattr(event, p) is not None]
+    order = sorted(present, key=lambda p: p == "hits")  # hits last: they make the event visible
+    paths = {p: out_dir / f"{name}-{p}{suffix}" for p in present}
+    # The older version's hits go first (that hides it), then its parts in the other format and
+    # those this event lacks.
+    old_files = [out_dir / f"{name}-hits{s}" for s in _SUFFIXES]
+    old_files += [out_dir / f"{name}-{p}{stale_suffix}" for p in PARTS if p != "hits"]
+    old_files += [out_dir / f"{name}-{p}{suffix}" for p in PARTS if p not in paths]
+    with atomic_paths([paths[p] for p in order]) as tmps:
+        for part, tmp in zip(order, tmps):
+            data = _csv_bytes(getattr(event, part))
             if compress:
                 data = gzip.compress(data, compresslevel=compresslevel, mtime=0)
-            with atomic_path(path) as tmp:
+            with naming_file(paths[part]):
                 tmp.write_bytes(data)
-                tmp.chmod(_file_mode())  # mkstemp makes 0600 files; data files follow the umask
-            written.append(path)
-        for old in stale:
+        for old in old_files:
             old.unlink(missing_ok=True)
-    return written
+    return [paths[p] for p in present]

@@ -25,6 +25,7 @@ import pandas as pd
 
 from gnntrack.errors import InputError
 from gnntrack.io.atomic import atomic_path
+from gnntrack.io.trackml import read_csv_file
 
 SUBMISSION_COLUMNS = ("event_id", "hit_id", "track_id")
 
@@ -142,14 +143,12 @@ def trackml_score(truth: pd.DataFrame, submission: pd.DataFrame, *, validate: bo
 
 
 def read_submission(path: str | os.PathLike) -> pd.DataFrame:
-    """Reads a submission CSV (event_id, hit_id, track_id; csv or csv.gz); InputError if unreadable."""
+    """Reads a submission CSV (event_id, hit_id, track_id; csv or csv.gz); InputError naming the
+    file if it is missing, unreadable, truncated or malformed."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"submission file not found: {path}")
-    try:
-        table = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not a readable CSV: {exc}") from exc
+    table = read_csv_file(path)  # InputError naming the file if truncated, corrupt or malformed
     table.columns = [str(c).strip() for c in table.columns]
     return validate_submission(table, source=str(path))
 

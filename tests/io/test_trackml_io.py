@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import os
 import stat
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -175,3 +177,53 @@ def test_validate_event_does_not_modify_input(event_factory):
     event.hits = event.hits.astype({"x": np.float64})
     typed = validate_event(event)
     assert event.hits["x"].dtype == np.float64 and typed.hits["x"].dtype == np.float32
+
+
+def _failing_write_bytes(part: str, monkeypatch) -> None:
+    """Makes the write of `part`'s temporary file fail as on a full disk (no file name)."""
+    real_write_bytes = Path.write_bytes
+
+    def write_bytes(self, data):
+        if self.name.startswith(".") and f"-{part}." in self.name:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write_bytes(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", write_bytes)
+
+
+def test_an_event_whose_truth_cannot_be_written_is_not_written_at_all(tmp_path, event_factory, monkeypatch):
+    with monkeypatch.context() as patch:
+        _failing_write_bytes("truth", patch)
+        with pytest.raises(OSError) as raised:
+            write_event(event_factory(), tmp_path)
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(tmp_path / "event000001000-truth.csv")
+    assert os.listdir(tmp_path) == [] and list_event_prefixes(tmp_path) == []
+    written = write_event(event_factory(), tmp_path)  # the rerun
+    assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in written)
+    assert_events_equal(read_event(tmp_path / "event000001000"), validate_event(event_factory()))
+
+
+def test_a_failed_rewrite_keeps_the_old_event(tmp_path, event_factory, monkeypatch):
+    write_event(event_factory(), tmp_path, compress=True)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    newer = event_factory()
+    newer.hits["x"] += 1.0
+    with monkeypatch.context() as patch:
+        _failing_write_bytes("particles", patch)
+        with pytest.raises(OSError):
+            write_event(newer, tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_the_hits_file_appears_last_and_defines_the_event(tmp_path, event_factory, monkeypatch):
+    """Readers list an event by its hits file, and the writer renames the hits file into place
+    after every other part, so a reader never sees a half-written event."""
+    renamed = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda src, dst: (renamed.append(Path(dst).name), real_replace(src, dst)))
+    write_event(event_factory(cells=True), tmp_path)
+    assert renamed[-1] == "event000001000-hits.csv" and len(renamed) == 4
+    orphan = event_factory(event_id=7)
+    write_event(orphan, tmp_path)
+    (tmp_path / "event000000007-hits.csv").unlink()  # e.g. a write killed before its hits file
+    assert [p.name for p in list_event_prefixes(tmp_path)] == ["event000001000"]

@@ -181,3 +181,17 @@ def test_agrees_with_reference_on_simulated_trackml_files(tmp_path):
     for kind in ("shuffle", "merge", "split", "reassign", "random"):
         perturbed = perturb(sub, rng, kind)
         assert abs(S.trackml_score(event.truth, perturbed) - reference_score(event.truth, perturbed)) < 1e-9
+
+
+def test_truncated_or_corrupt_submission_names_the_file(tmp_path):
+    sub = S.make_submission(1000, np.arange(1, 2001), np.arange(2000) // 7)
+    data = S.write_submission(sub, tmp_path / "sub.csv.gz").read_bytes()
+    (tmp_path / "truncated.csv.gz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=r"truncated.csv.gz: unreadable gzip data \(Compressed file ended"):
+        S.read_submission(tmp_path / "truncated.csv.gz")
+    (tmp_path / "corrupt.csv.gz").write_bytes(data[:20] + bytes(len(data) - 20))
+    with pytest.raises(InputError, match=r"corrupt.csv.gz: unreadable gzip data"):
+        S.read_submission(tmp_path / "corrupt.csv.gz")
+    (tmp_path / "empty.csv").write_bytes(b"")
+    with pytest.raises(InputError, match=r"empty.csv: file is empty"):
+        S.read_submission(tmp_path / "empty.csv")
