@@ -15,12 +15,13 @@ import difflib
 import importlib.util
 import json
 import os
+import traceback
 from pathlib import Path
 from typing import Any, Iterable
 
 import ml_collections
 
-from gnntrack.errors import ConfigError, InputError
+from gnntrack.errors import ConfigError, GnnTrackError, InputError
 from gnntrack.io.atomic import write_json_atomic
 
 CONFIG_FILE_NAME = "config.json"
@@ -46,9 +47,9 @@ def load_config(path: str | os.PathLike, overrides: Iterable[str] = (), *, arg: 
         name, arg = path.name.split(":", 1)
         path = path.with_name(name)
     if not path.exists():
-        raise InputError(f"config file not found: {path}")
+        raise InputError(f"config file not found: {path}{_closest_file_hint(path)}")
     if path.suffix == ".json":
-        config = ml_collections.ConfigDict(json.loads(path.read_text()))
+        config = ml_collections.ConfigDict(_read_json(path))
         _retype_flexible_fields(config)
     elif path.suffix == ".py":
         config = _load_python_config(path, arg)
@@ -75,19 +76,63 @@ def _retype_flexible_fields(config: ml_collections.ConfigDict) -> None:
             node[leaf] = ml_collections.FieldReference(node[leaf], field_type=object)
 
 
+def _closest_file_hint(path: Path) -> str:
+    """` (did you mean <sibling>?)` for the most similar file name next to `path`, else ``."""
+    try:
+        names = [p.name for p in path.parent.iterdir() if p.is_file()]
+    except OSError:  # the directory is missing too
+        return ""
+    close = difflib.get_close_matches(path.name, names, n=1)
+    return f" (did you mean {path.with_name(close[0])}?)" if close else ""
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = f"line {exc.lineno}, column {exc.colno}: {exc.msg}" if isinstance(exc, json.JSONDecodeError) \
+            else exc.reason
+        raise InputError(f"{path}: not valid JSON ({where}); a run's config.json is written by "
+                         "gnntrack, or write a .py config with get_config()") from None
+
+
 def _load_python_config(path: Path, arg: str | None) -> ml_collections.ConfigDict:
     spec = importlib.util.spec_from_file_location(f"_gnntrack_config_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:  # surface the file name, not a bare traceback
-        raise InputError(f"error while executing config file {path}: {exc!r}") from exc
+    except GnnTrackError:
+        raise
+    except Exception as exc:
+        raise InputError(_user_code_error(path, "", exc)) from None
     if not hasattr(module, "get_config"):
         raise InputError(f"config file {path} defines no get_config()")
-    config = module.get_config(arg) if arg is not None else module.get_config()
+    try:
+        config = module.get_config(arg) if arg is not None else module.get_config()
+    except GnnTrackError:  # already one clear message (e.g. a base config it loads is missing)
+        raise
+    except Exception as exc:
+        raise InputError(_user_code_error(path, "get_config() raised ", exc)) from None
     if not isinstance(config, ml_collections.ConfigDict):
         raise InputError(f"get_config() in {path} must return an ml_collections.ConfigDict")
     return config
+
+
+def _user_code_error(path: Path, what: str, exc: Exception) -> str:
+    """`config file PATH: <what>Type: message`, then the traceback from the config file's first
+    frame on (the frames of gnntrack and importlib that ran it are left out; so is a
+    "Traceback" header, the exception line being the first line). A SyntaxError shows its line."""
+    lines = traceback.format_exception_only(exc)
+    head = lines[-1].strip()
+    if isinstance(exc, SyntaxError):
+        frames = lines[:-1]  # '  File "...", line N' and the offending line with a caret
+    else:
+        tb, target = exc.__traceback__, path.resolve()
+        while tb is not None and Path(tb.tb_frame.f_code.co_filename).resolve() != target:
+            tb = tb.tb_next
+        frames = traceback.format_tb(tb)
+    body = "".join(frames).rstrip("\n")
+    return f"config file {path}: {what}{head}" + (f"\n{body}" if body else "")
 
 
 def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str]) -> None:

@@ -60,3 +60,62 @@ def test_config_is_locked_against_new_keys(experiment):
     with pytest.raises(ConfigError):
         apply_overrides(config, ["newkey=1"])
     assert isinstance(config, ml_collections.ConfigDict)
+
+
+def test_missing_file_suggests_the_closest_name(experiment):
+    with pytest.raises(InputError, match=rf"^config file not found: {experiment.with_name('exp2.py')} "
+                                         rf"\(did you mean {experiment}\?\)$"):
+        load_config(experiment.with_name("exp2.py"))
+
+
+def _error_lines(path, source: str) -> list[str]:
+    """Writes `source` to `path` and loads it: the InputError's lines, without Python's `^^^`
+    marker lines (their shape varies by Python version)."""
+    path.write_text(source)
+    with pytest.raises(InputError) as raised:
+        load_config(path)
+    return [line for line in str(raised.value).splitlines() if line.strip(" ^~")]
+
+
+def test_error_in_get_config_shows_the_config_files_frames_only(tmp_path):
+    helper = tmp_path / "exp_helpers.py"
+    helper.write_text("def lr():\n    raise ValueError('lr must be set')\n")
+    path = tmp_path / "exp.py"
+    source = ("import sys\nsys.path.insert(0, %r)\nimport exp_helpers\n\n\n"
+              "def get_config():\n    return exp_helpers.lr()\n" % str(tmp_path))
+    assert _error_lines(path, source) == [
+        f"config file {path}: get_config() raised ValueError: lr must be set",
+        f'  File "{path}", line 7, in get_config',
+        "    return exp_helpers.lr()",
+        f'  File "{helper}", line 2, in lr',
+        "    raise ValueError('lr must be set')"]
+
+
+def test_error_while_executing_the_config_file(tmp_path):
+    path = tmp_path / "exp.py"
+    assert _error_lines(path, "import ml_collections\nfrom no_such_module import thing\n") == [
+        f"config file {path}: ModuleNotFoundError: No module named 'no_such_module'",
+        f'  File "{path}", line 2, in <module>',
+        "    from no_such_module import thing"]
+
+
+def test_syntax_error_names_file_and_line(tmp_path):
+    path = tmp_path / "exp.py"
+    lines = _error_lines(path, "def get_config():\n    return dict(lr=1e-3\n")
+    assert lines[0].startswith(f"config file {path}: SyntaxError: ")
+    assert lines[1:] == [f'  File "{path}", line 2', "    return dict(lr=1e-3"]
+
+
+def test_a_config_file_raising_a_gnntrack_error_keeps_its_message(tmp_path):
+    path = tmp_path / "exp.py"
+    path.write_text("from gnntrack.config import load_config\n\n\n"
+                    "def get_config():\n    return load_config('missing_base.py')\n")
+    with pytest.raises(InputError, match=r"^config file not found: missing_base.py$"):
+        load_config(path)
+
+
+def test_malformed_json_config_names_file_and_line(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text('{"seed": 1,\n "lr": }\n')
+    with pytest.raises(InputError, match=rf"^{path}: not valid JSON \(line 2, column 8: Expecting value\)"):
+        load_config(tmp_path)
