@@ -3,13 +3,17 @@
 Each verb lives in `gnntrack/commands/<verb>.py` with three names: `HELP` (one line),
 `add_arguments(parser)` and `run(args) -> int | None`. Command modules import their heavy
 dependencies (jax, pandas, ...) inside `run`, so `gnntrack --help` stays instant.
-Errors derived from `GnnTrackError` are printed as one line and exit with code 2.
+Errors derived from `GnnTrackError` are printed as one line and exit with code 2; so are OSErrors
+that the environment causes (a full disk, a read-only or unwritable location, a file where a
+directory belongs), also when they arrive wrapped (exception chains and groups, worker pools).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import sys
 
 from gnntrack.errors import GnnTrackError
@@ -27,6 +31,45 @@ VERBS: dict[str, str] = {
     "sweep": "sweep",
     "scale": "scale",
 }
+
+
+_RUN_AGAIN = "free some space (or choose another location) and run the command again"
+_PERMISSIONS = "check the permissions or choose another location"
+_IN_THE_WAY = "a file or directory is in the way: choose another path or move it"
+# errno -> what to do. These come from the machine, not from a bug, so they get one line like a
+# GnnTrackError; any other OSError keeps its traceback.
+_ENVIRONMENT_ERRNOS: dict[int, str] = {
+    errno.ENOSPC: _RUN_AGAIN, errno.EDQUOT: _RUN_AGAIN,
+    errno.EROFS: "choose a writable location", errno.EACCES: _PERMISSIONS, errno.EPERM: _PERMISSIONS,
+    errno.ENOTDIR: _IN_THE_WAY, errno.EISDIR: _IN_THE_WAY, errno.EEXIST: _IN_THE_WAY,
+}
+
+
+def environment_error(exc: BaseException) -> OSError | None:
+    """The first OSError with an errno of `_ENVIRONMENT_ERRNOS` in `exc`, the exceptions it was
+    raised from or during (`__cause__`, `__context__`) and the members of exception groups;
+    None if there is none. Worker pools (concurrent.futures, multiprocessing) re-raise a
+    worker's exception itself, with the worker's traceback chained to it."""
+    pending, seen = [exc], set()
+    while pending:
+        current = pending.pop(0)
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _ENVIRONMENT_ERRNOS:
+            return current
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+        pending.extend((current.__cause__, current.__context__))
+    return None
+
+
+def environment_message(exc: OSError) -> str:
+    """`FILE: reason; what to do` for an OSError of `_ENVIRONMENT_ERRNOS`."""
+    reason = exc.strerror or os.strerror(exc.errno)
+    reason = reason[:1].lower() + reason[1:]
+    where = f"{exc.filename}: {reason}" if exc.filename is not None else f"{reason} (the file is not named)"
+    return f"{where}; {_ENVIRONMENT_ERRNOS[exc.errno]}"
 
 
 def _load(verb: str):
@@ -54,11 +97,15 @@ def build_parser(available: dict[str, object] | None = None) -> argparse.Argumen
 
 def entry_point() -> None:
     """The `gnntrack` command: first re-executes itself once with huge pages for XLA:CPU's host
-    buffers (gnntrack/runtime.py: glibc reads that setting only at process start), then `main`."""
-    from gnntrack.runtime import reexec_with_hugepages
+    buffers (gnntrack/runtime.py: glibc reads that setting only at process start), then `main`.
+    After Ctrl-C it leaves without the interpreter's teardown (runtime.exit_after_interrupt)."""
+    from gnntrack.runtime import INTERRUPTED, exit_after_interrupt, reexec_with_hugepages
 
     reexec_with_hugepages()
-    sys.exit(main())
+    code = main()
+    if code == INTERRUPTED:
+        exit_after_interrupt(code)
+    sys.exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,6 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"gnntrack {args.verb}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        cause = environment_error(exc)
+        if cause is None:
+            raise
+        print(f"gnntrack {args.verb}: error: {environment_message(cause)}", file=sys.stderr)
+        return 2
     return int(code or 0)
 
 

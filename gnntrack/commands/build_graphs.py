@@ -36,7 +36,9 @@ def run(args: argparse.Namespace) -> int:
     from gnntrack.errors import InputError
     from gnntrack.graphs.config import default_graph_config
     from gnntrack.graphs.store import build_graph_dir
+    from gnntrack.io.atomic import check_directory_path
 
+    check_directory_path(args.out, "--out")
     if args.workers < 1:
         raise InputError(f"--workers must be >= 1, got {args.workers}")
     if args.learn_layer_map < 0:

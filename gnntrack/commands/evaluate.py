@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from gnntrack.errors import InputError
+    from gnntrack.io.atomic import check_directory_path
     from gnntrack.tracks.evaluate import default_evaluation_config, evaluate_run
 
     config = default_evaluation_config()
@@ -51,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--threshold must lie in [0, 1], got {args.threshold}")
     if not Path(args.input).is_dir():
         raise InputError(f"--input: directory not found: {args.input}")
+    if args.out is not None:
+        check_directory_path(args.out, "--out")
     config.checkpoint = checkpoint
     config.limit = max(int(args.limit), 0)
     config.threshold = float(args.threshold)

@@ -147,9 +147,11 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from gnntrack.config import apply_overrides, load_config
+    from gnntrack.io.atomic import check_directory_path
     from gnntrack.train.evaluation import print_summary
     from gnntrack.train.loop import train_and_evaluate
 
+    check_directory_path(args.workdir, "--workdir")
     if args.config:
         config = load_config(args.config, args.overrides)
     else:

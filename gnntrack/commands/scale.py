@@ -38,7 +38,9 @@ def force_host_devices(n_devices: int) -> None:
 def run(args: argparse.Namespace) -> int:
     from gnntrack.config import load_config
     from gnntrack.errors import ConfigError
+    from gnntrack.io.atomic import check_directory_path
 
+    check_directory_path(args.workdir, "--workdir")
     config = load_config(args.config, args.overrides)
     kind = config.get("study", {}).get("kind") if "study" in config else None
     if kind not in KINDS:

@@ -77,8 +77,9 @@ def run(args) -> int:
     from gnntrack.config import config_to_dict
     from gnntrack.detector.particles import read_particles_file
     from gnntrack.detector.simulate import simulate_events
-    from gnntrack.io.atomic import write_json_atomic
+    from gnntrack.io.atomic import check_directory_path, write_json_atomic
 
+    check_directory_path(args.out, "--out")
     config, toy = build_configs(args)
     particles = read_particles_file(args.from_particles) if args.from_particles and not toy else None
     paths = simulate_events(args.out, args.events, config, args.seed, particles=particles,

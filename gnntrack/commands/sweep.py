@@ -57,8 +57,10 @@ def run(args: argparse.Namespace) -> int:
 
     from gnntrack.config import load_config, set_by_path
     from gnntrack.errors import ConfigError
+    from gnntrack.io.atomic import check_directory_path
     from gnntrack.studies import sweep
 
+    check_directory_path(args.workdir, "--workdir")
     config = load_config(args.config, args.overrides)
     if "sweep" not in config:
         raise ConfigError(f"{args.config} has no 'sweep' section (see experiments/sweeps/toy_default.py)")

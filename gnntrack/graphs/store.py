@@ -203,9 +203,15 @@ def build_graph_dir(input_dir, out_dir, config=None, workers: int = 1, *, layer_
         ctx = get_context("forkserver")
         ctx.set_forkserver_preload(["gnntrack.graphs.build", "gnntrack.io.trackml"])
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            for res in pool.map(_build_one, jobs):
-                results.append(res)
-                bar.update()
+            try:
+                for res in pool.map(_build_one, jobs):
+                    results.append(res)
+                    bar.update()
+            except BaseException:
+                # stop at the first failure (a bad event, a full disk): leaving the block would
+                # otherwise wait for every queued event to be built (and fail) first
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
     else:
         for job in jobs:
             results.append(_build_one(job))
