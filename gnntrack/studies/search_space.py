@@ -29,6 +29,7 @@ import ml_collections
 
 from gnntrack.config import set_by_path
 from gnntrack.errors import ConfigError
+from gnntrack.train.defaults import default_config, validate_config
 
 DISTRIBUTIONS = ("log_uniform", "uniform", "int", "categorical")
 _ALLOWED_FIELDS = {
@@ -175,6 +176,8 @@ def parse_search_space(entries: Iterable[Mapping[str, Any]],
         specs.append(spec)
     if not specs:
         raise ConfigError("sweep.space: the search space is empty; list at least one parameter")
+    if base_config is not None and _is_run_config(base_config):
+        _check_trial_configs(specs, base_config)
     return specs
 
 
@@ -266,6 +269,38 @@ def _check_against_config(spec: ParamSpec, base_config: ml_collections.ConfigDic
             raise ConfigError(f"{where}: {exc}") from None
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where}: value {value!r} does not fit the config key: {exc}") from None
+
+
+def _is_run_config(config: ml_collections.ConfigDict) -> bool:
+    """Whether `config` holds every group of a training run's config (what the default training
+    function validates); stand-ins for tests and custom objectives need not."""
+    return all(group in config for group in default_config().keys())
+
+
+def _check_trial_configs(specs: Sequence[ParamSpec], base_config: ml_collections.ConfigDict) -> None:
+    """Runs the run-config validation on a trial config for every candidate value of every entry.
+
+    Each value changes one key of a valid reference config (the base, or the base with every
+    entry at its first candidate when the base only holds placeholders), so a failure is that
+    value's. The validation's limits are intervals (lr > 0, momentum in [0, 1), ...): a range whose
+    bounds pass cannot sample a value that fails.
+    """
+    reference = base_config
+    try:
+        validate_config(reference)
+    except ConfigError as exc:
+        reference = apply_params(base_config, {spec.key: _candidates(spec)[0] for spec in specs})
+        try:
+            validate_config(reference)
+        except ConfigError:
+            raise ConfigError(f"sweep: the base run config is invalid: {exc}") from None
+    for index, spec in enumerate(specs):
+        for value in _candidates(spec):
+            try:
+                validate_config(apply_params(reference, {spec.key: value}))
+            except ConfigError as exc:
+                raise ConfigError(f"{_where(index, spec.key)}: a trial with value {value!r} would fail: "
+                                  f"{exc}") from None
 
 
 def apply_params(base_config: ml_collections.ConfigDict, params: Mapping[str, Any]) -> ml_collections.ConfigDict:

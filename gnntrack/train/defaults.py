@@ -144,6 +144,12 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     if train.best_metric and not train.best_metric.startswith("val_"):
         raise ConfigError(f"config key 'train.best_metric' must be a validation key like 'val_f1', "
                           f"got {train.best_metric!r}")
+    per_step = config.batching.graphs_per_step
+    if int(per_step) < 1:
+        raise ConfigError(f"config key 'batching.graphs_per_step' must be >= 1, got {per_step}")
+    from gnntrack.train.optim import validate_optimizer_config
+
+    validate_optimizer_config(config.optimizer)
     for t in config.eval.thresholds:
         if not 0.0 <= float(t) <= 1.0:
             raise ConfigError(f"config key 'eval.thresholds' must hold values in [0, 1], got {t!r}")

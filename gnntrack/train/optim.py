@@ -10,6 +10,7 @@ biases and normalisation parameters: every parameter with ndim <= 1 (`decay_mask
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import jax
@@ -78,14 +79,65 @@ def default_optimizer_config() -> ml_collections.ConfigDict:
     return c
 
 
+# Each key's allowed values: (low, high, low included, high included); None = unbounded. A
+# setting outside them cannot train as meant: lr <= 0 ascends the loss or stands still, a
+# momentum or Adam decay >= 1 never forgets, a negative weight decay grows the weights.
+_RANGES = {
+    "lr": (0.0, None, False, False),
+    "b1": (0.0, 1.0, True, False), "b2": (0.0, 1.0, True, False), "momentum": (0.0, 1.0, True, False),
+    "eps": (0.0, None, True, False), "weight_decay": (0.0, None, True, False),
+    "trust_coefficient": (0.0, None, False, False),
+    "warmup_steps": (0, None, True, False), "warmup_init_factor": (0.0, None, True, False),
+    "decay_steps": (0, None, False, False), "decay_rate": (0.0, None, False, False),
+    "total_steps": (0, None, True, False), "end_lr_factor": (0.0, None, True, False),
+    "reference_batch_size": (0, None, False, False), "clip_grad_norm": (0.0, None, True, False),
+    "accumulation_steps": (1, None, True, False),
+}
+
+
+def _range_text(low, high, low_in: bool, high_in: bool) -> str:
+    if high is None:
+        return f"{'>=' if low_in else '>'} {low}"
+    return f"in {'[' if low_in else '('}{low}, {high}{']' if high_in else ')'}"
+
+
+def _in_range(value, low, high, low_in: bool, high_in: bool) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return False
+    above = value >= low if low_in else value > low
+    below = high is None or (value <= high if high_in else value < high)
+    return above and below
+
+
+def validate_optimizer_config(config: ml_collections.ConfigDict) -> None:
+    """Raises ConfigError naming the key and its value for a setting no run can use as meant:
+    unknown names, a non-finite number, or a value outside its key's range (`_RANGES`)."""
+    for key, allowed in (("name", OPTIMIZERS), ("schedule", SCHEDULES), ("scaling_rule", SCALING_RULES)):
+        if config[key] not in allowed:
+            raise ConfigError(f"config key 'optimizer.{key}' must be one of {', '.join(allowed)}, "
+                              f"got {config[key]!r}")
+    for key, bounds in _RANGES.items():
+        if not _in_range(config[key], *bounds):
+            raise ConfigError(f"config key 'optimizer.{key}' must be a finite number "
+                              f"{_range_text(*bounds)}, got {config[key]!r}")
+    if len(config.boundaries) != len(config.scales):
+        raise ConfigError("config keys 'optimizer.boundaries' and 'optimizer.scales' must have the same "
+                          f"length, got {len(config.boundaries)} and {len(config.scales)}")
+    for b in config.boundaries:
+        if not _in_range(b, 0, None, True, False):
+            raise ConfigError(f"config key 'optimizer.boundaries' must hold update counts >= 0, got {b!r}")
+    for scale in config.scales:
+        if not _in_range(scale, 0.0, None, False, False):
+            raise ConfigError(f"config key 'optimizer.scales' must hold finite factors > 0, got {scale!r}")
+
+
 def scaled_learning_rate(config: ml_collections.ConfigDict, global_batch_size: float) -> float:
     """config.lr scaled by the rule for an effective batch of
     global_batch_size * accumulation_steps against reference_batch_size."""
+    validate_optimizer_config(config)
     rule = config.scaling_rule
-    if rule not in SCALING_RULES:
-        raise ConfigError(f"optimizer.scaling_rule must be one of {SCALING_RULES}, got {rule!r}")
-    if config.reference_batch_size <= 0 or global_batch_size <= 0:
-        raise ConfigError("optimizer.reference_batch_size and the global batch size must be > 0")
+    if global_batch_size <= 0:
+        raise ConfigError(f"the global batch size must be > 0, got {global_batch_size}")
     ratio = global_batch_size * max(1, int(config.accumulation_steps)) / config.reference_batch_size
     return float(config.lr * {"none": 1.0, "linear": ratio, "sqrt": ratio ** 0.5}[rule])
 
@@ -99,10 +151,9 @@ def make_schedule(config: ml_collections.ConfigDict, peak_lr: float,
       total_steps: run length in optimizer updates, used by warmup_cosine when
         config.total_steps is 0.
     """
+    validate_optimizer_config(config)
     name = config.schedule
     warmup = int(config.warmup_steps)
-    if warmup < 0 or config.decay_steps <= 0:
-        raise ConfigError("optimizer.warmup_steps must be >= 0 and optimizer.decay_steps > 0")
     exp = dict(transition_steps=int(config.decay_steps), decay_rate=float(config.decay_rate),
                staircase=bool(config.staircase))
     if name == "constant":
@@ -124,12 +175,9 @@ def make_schedule(config: ml_collections.ConfigDict, peak_lr: float,
             init_value=peak_lr * config.warmup_init_factor, peak_value=peak_lr, warmup_steps=warmup,
             decay_steps=total, end_value=peak_lr * config.end_lr_factor)
     if name == "piecewise":
-        if len(config.boundaries) != len(config.scales):
-            raise ConfigError("optimizer.boundaries and optimizer.scales must have the same length, "
-                              f"got {len(config.boundaries)} and {len(config.scales)}")
         return optax.piecewise_constant_schedule(
             peak_lr, {int(b): float(s) for b, s in zip(config.boundaries, config.scales)})
-    raise ConfigError(f"optimizer.schedule must be one of {SCHEDULES}, got {name!r}")
+    raise AssertionError(f"unhandled schedule {name!r}")  # validate_optimizer_config knows SCHEDULES
 
 
 def decay_mask(params: Any) -> Any:
@@ -152,12 +200,9 @@ def make_optimizer(config: ml_collections.ConfigDict, global_batch_size: float, 
       (tx, lr_fn): tx = clip -> optimizer, wrapped in MultiSteps when accumulating;
       lr_fn(train_step) -> lr used by the update of that train step (jit-friendly).
     """
+    validate_optimizer_config(config)
     name = config.name
-    if name not in OPTIMIZERS:
-        raise ConfigError(f"optimizer.name must be one of {OPTIMIZERS}, got {name!r}")
     accum = int(config.accumulation_steps)
-    if accum < 1:
-        raise ConfigError(f"optimizer.accumulation_steps must be >= 1, got {accum}")
     peak = scaled_learning_rate(config, global_batch_size)
     schedule = make_schedule(config, peak, None if total_steps is None else total_steps // accum)
     wd = float(config.weight_decay)
@@ -176,8 +221,6 @@ def make_optimizer(config: ml_collections.ConfigDict, global_batch_size: float, 
                          trust_coefficient=config.trust_coefficient, trust_ratio_mask=decay_mask,
                          momentum=config.momentum, nesterov=bool(config.nesterov))
     parts = []
-    if config.clip_grad_norm < 0:
-        raise ConfigError(f"optimizer.clip_grad_norm must be >= 0, got {config.clip_grad_norm}")
     if config.clip_grad_norm > 0:
         parts.append(optax.clip_by_global_norm(float(config.clip_grad_norm)))
     if wd > 0 and name in ("adam", "sgd"):  # coupled L2, as torch's weight_decay

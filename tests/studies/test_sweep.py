@@ -98,6 +98,27 @@ def test_bad_search_space_entry_is_a_config_error_naming_it(tmp_path, entry, mes
     assert not (tmp_path / "study.db").exists()  # validated before anything is created
 
 
+@pytest.mark.parametrize("entry, message", [
+    (ss.uniform("optimizer.lr", -1e-3, 1e-2), r"sweep.space\[1\] 'optimizer.lr': a trial with value -0.001 "
+                                               r"would fail: config key 'optimizer.lr' must be a finite number > 0"),
+    (ss.uniform("optimizer.momentum", 0.5, 1.0), r"'optimizer.momentum'.*value 1.0.*in \[0.0, 1.0\), got 1.0"),
+    (ss.choice("optimizer.weight_decay", [0.0, -1e-4]), r"'optimizer.weight_decay'.*>= 0.0, got -0.0001"),
+    (ss.int_range("batching.graphs_per_step", 0, 4), r"'batching.graphs_per_step'.*must be >= 1, got 0"),
+])
+def test_search_space_that_can_sample_an_impossible_setting_is_refused(tmp_path, entry, message):
+    # a run config's space is checked value by value (bounds, grid, choices) against the run
+    # config's validation: a sampled lr <= 0 would otherwise stop the sweep mid-way, or train
+    # silently with gradient ascent
+    from gnntrack.train.defaults import default_config
+
+    space = [ss.log_uniform("optimizer.lr", 1e-4, 1e-2) if entry["key"] != "optimizer.lr"
+             else ss.int_range("model.hidden", 8, 16, step=8), entry]
+    with pytest.raises(ConfigError, match=message):
+        run_sweep(default_config(), space, tmp_path, n_trials=2, sampler="random", train_fn=quadratic_train)
+    assert not (tmp_path / "study.db").exists()  # refused before the study exists
+    ss.parse_search_space(space[:1], default_config())  # the other entry alone is fine
+
+
 def test_bad_sweep_settings_and_grid_without_values(tmp_path):
     with pytest.raises(ConfigError, match="sweep.sampler"):
         run_sweep(base_config(), RANDOM_SPACE, tmp_path, n_trials=2, sampler="bayes", train_fn=quadratic_train)
@@ -357,3 +378,14 @@ def test_unknown_metric_stops_with_the_available_names(tmp_path):
         run_sweep(base_config(), RANDOM_SPACE, tmp_path, n_trials=3, sampler="random", metric="val_auroc",
                   train_fn=quadratic_train, show_progress=False, write_summary=False, **FAST)
     assert len(_calls(tmp_path)) == 1
+
+
+def test_a_placeholder_in_the_base_that_every_trial_sets_is_fine():
+    from gnntrack.train.defaults import default_config
+
+    base = default_config()
+    base.optimizer.lr = 0.0  # never used: every trial samples the lr
+    ss.parse_search_space([ss.log_uniform("optimizer.lr", 1e-4, 1e-2)], base)
+    base.data.n_train = 0  # no trial changes this one
+    with pytest.raises(ConfigError, match="the base run config is invalid: config key 'data.n_train'"):
+        ss.parse_search_space([ss.log_uniform("optimizer.lr", 1e-4, 1e-2)], base)

@@ -63,3 +63,16 @@ def test_training_experiment_files_load_and_validate(name):
     config = load_config(ROOT / "experiments" / f"{name}.py")
     validate_config(config)
     assert config.train.steps > 0 and config.data.n_train > 0
+
+
+@pytest.mark.parametrize("override, message", [
+    ("--config.optimizer.lr=-1e-3", "config key 'optimizer.lr' must be a finite number > 0.0, got -0.001"),
+    ("--config.optimizer.weight_decay=-0.1", "'optimizer.weight_decay' must be a finite number >= 0.0, got -0.1"),
+    ("--config.batching.graphs_per_step=0", "config key 'batching.graphs_per_step' must be >= 1, got 0"),
+])
+def test_impossible_setting_stops_before_any_work(tmp_path, capsys, override, message):
+    # lr <= 0 used to train silently (gradient ascent); now the config is refused where it enters
+    code = main(["train", "--config", str(SMOKE), "--workdir", str(tmp_path / "run"), override])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()  # refused before data, checkpoints or logs are written

@@ -156,3 +156,28 @@ def test_config_errors():
     # warmup_cosine takes the run length when total_steps is 0
     _, lr_fn = optim.make_optimizer(_cfg(schedule="warmup_cosine", warmup_steps=10), 1, total_steps=100)
     assert float(lr_fn(100)) == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("lr", 0.0), ("lr", -1e-3), ("lr", float("nan")), ("lr", float("inf")),
+    ("weight_decay", -1e-4), ("momentum", 1.0), ("momentum", -0.1), ("b1", 1.0), ("b2", -0.5),
+    ("eps", -1e-8), ("trust_coefficient", 0.0), ("decay_rate", 0.0), ("decay_steps", 0),
+    ("warmup_steps", -1), ("warmup_init_factor", -0.5), ("end_lr_factor", float("nan")),
+    ("total_steps", -5), ("clip_grad_norm", -1.0), ("clip_grad_norm", float("inf")),
+    ("reference_batch_size", 0), ("accumulation_steps", 0),
+])
+def test_impossible_setting_is_a_config_error_naming_key_and_value(key, value):
+    # a negative or zero learning rate used to train silently (gradient ascent, or nothing)
+    with pytest.raises(ConfigError, match=rf"'optimizer\.{key}'.*got {value!r}".replace("(", r"\(")):
+        optim.validate_optimizer_config(_cfg(**{key: value}))
+    with pytest.raises(ConfigError, match=rf"optimizer\.{key}"):
+        optim.make_optimizer(_cfg(**{key: value}), 1, total_steps=100)
+
+
+def test_piecewise_scales_must_be_positive():
+    with pytest.raises(ConfigError, match=r"'optimizer\.scales'.*-0\.5"):
+        optim.validate_optimizer_config(_cfg(schedule="piecewise", boundaries=(10,), scales=(-0.5,)))
+    with pytest.raises(ConfigError, match=r"'optimizer\.boundaries'.*-10"):
+        optim.validate_optimizer_config(_cfg(schedule="piecewise", boundaries=(-10,), scales=(0.5,)))
+    optim.validate_optimizer_config(_cfg(schedule="piecewise", boundaries=(10, 20), scales=(0.5, 0.1)))
+    optim.validate_optimizer_config(_cfg())  # the defaults are valid
