@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 HELP = "evaluate a trained run on TrackML events: edge metrics, tracks, TrackML score, efficiency, plots"
 
@@ -33,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--no-submissions", action="store_true", help="do not write per-event submission CSVs")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--json", action="store_true", help="print metrics.json's edge and tracks groups as JSON")
+    parser.add_argument("--json", action="store_true",
+                        help="print metrics.json's edge and tracks groups and its warnings as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     config.progress = not args.no_progress
     metrics = evaluate_run(args.workdir, args.input, args.out, config=config)
     if args.json:
-        print(json.dumps({"edge": metrics["edge"], "tracks": metrics["tracks"]}, indent=2))
+        print(json.dumps({"edge": metrics["edge"], "tracks": metrics["tracks"],
+                          "warnings": metrics["warnings"]}, indent=2))
     else:
         print_metrics(metrics, args.out or str(Path(args.workdir) / "evaluation"))
     return 0
@@ -98,11 +101,14 @@ def print_metrics(metrics: dict, out_dir: str, console=None) -> None:
         label = f"{group} {key}"
         if group == "tracks" and key in t.get("matching", {}):
             label += f" ({t['matching'][key].replace('_', '-')})"
-        table.add_row(label, f"{d[key]:.4f}", f"[{interval[0]:.4f}, {interval[1]:.4f}]" if interval else "-")
+        # nan is an undefined metric (e.g. AUC with one class): say so rather than print a number
+        value = f"{d[key]:.4f}" if math.isfinite(d[key]) else "undefined"
+        table.add_row(label, value, f"[{interval[0]:.4f}, {interval[1]:.4f}]" if interval else "-")
     console.print(table)
     r = t.get("reconstructable", {})
     console.print(f"  reconstructable: pT >= {r.get('pt_min_gev')} GeV, |eta| <= {r.get('eta_max')}, "
                   f">= {r.get('min_hits')} hits; tracks: {t.get('method')} at cut {t.get('cut')}")
-    if metrics["run"].get("warning"):
-        console.print(f"  [yellow]warning:[/yellow] {metrics['run']['warning']}")
+    for warning in [metrics["run"].get("warning"), *metrics.get("warnings", ())]:
+        if warning:
+            console.print(f"  [yellow]warning:[/yellow] {warning}", highlight=False)
     console.print(f"  report: {out_dir} (metrics.json, events.csv, plots/)")

@@ -18,6 +18,9 @@ Numbers and where they come from:
                     pT >= matching.pt_min, |eta| <= eta_max, >= min_hits hits in the graph;
   tracks.duplicate_rate            under LHC matching (purity >= 75 %): double-majority allows at
                     most one track per particle, so its duplicate rate is 0 by construction.
+A metric with an empty denominator (no true edge, no track built, ...) is nan, "undefined", and
+named in `warnings` with the reason, as are the events whose graphs have no edge (`empty_events`).
+Non-finite edge scores (a diverged checkpoint) stop the evaluation with an InputError.
 """
 
 from __future__ import annotations
@@ -270,11 +273,17 @@ def bootstrap_specs(config: ml_collections.ConfigDict) -> tuple[dict[str, tuple]
 
 
 def _with_intervals(boot: dict[str, dict[str, float]], exact: dict[str, float] | None = None) -> dict:
-    """{name: value, ..., "intervals": {name: [lo, hi]}} (intervals only with several events)."""
+    """{name: value, ..., "intervals": {name: [lo, hi]}} (intervals only with several events).
+
+    `exact` values replace the bootstrap's point estimates, except where those are nan: an empty
+    denominator (e.g. precision when no edge passes the cut) leaves the metric undefined, which
+    `edge_metrics`' 0.0 convention would hide.
+    """
     out: dict[str, Any] = {}
     intervals = {}
     for name, b in boot.items():
-        out[name] = float(exact[name]) if exact and name in exact else b["value"]
+        defined = math.isfinite(b["value"])
+        out[name] = float(exact[name]) if exact and name in exact and defined else b["value"]
         if math.isfinite(b["ci_low"]):
             intervals[name] = [b["ci_low"], b["ci_high"]]
     if intervals:
@@ -310,6 +319,54 @@ def summarize(rows: list[dict[str, Any]], all_scores: np.ndarray, all_labels: np
     tracks["cut"] = float(config.threshold)
     return {"edge": edge, "tracks": tracks, "n_events": len(rows),
             "bootstrap": {"n_boot": int(config.n_boot), "level": float(config.level), "unit": "event"}}
+
+
+def metric_warnings(metrics: dict[str, Any], rows: list[dict[str, Any]],
+                    config: ml_collections.ConfigDict) -> list[str]:
+    """One line per headline metric that is undefined (nan) and why, then one naming the events
+    whose graphs have no edge (they stay in the metrics as events without tracks: leaving them
+    out would flatter the TrackML score and the efficiency). For metrics.json's `warnings`."""
+    edge_specs, track_specs = bootstrap_specs(config)
+    out = []
+    for group, specs in (("edge", edge_specs), ("tracks", track_specs)):
+        for name, spec in specs.items():
+            if math.isfinite(metrics[group][name]):
+                continue
+            if spec[0] == "auc_hist":
+                why = (f"it needs both true and fake edges; the events hold "
+                       f"{sum(int(r['n_true_edges']) for r in rows)} true of {sum(int(r['n_edges']) for r in rows)} "
+                       "edges")
+            elif spec[0] == "mean":
+                why = "no event was evaluated"
+            else:
+                why = f"its denominator '{spec[-1]}' (events.csv) sums to 0 over the {len(rows)} events"
+            out.append(f"{group} {name} is undefined: {why}")
+    empty = empty_event_ids(rows)
+    if empty:
+        shown = ", ".join(f"event {i}" for i in empty[:10]) + (", ..." if len(empty) > 10 else "")
+        out.append(f"{len(empty)} of {len(rows)} events have no graph edge ({shown}): they stay in the metrics, "
+                   "with no track built in them; check the run's graph selection and cuts against them")
+    return out
+
+
+def empty_event_ids(rows: list[dict[str, Any]]) -> list[int]:
+    """Ids of the events whose graphs hold no edge."""
+    return [int(r["event_id"]) for r in rows if int(r["n_edges"]) == 0]
+
+
+def check_finite_scores(scores: Sequence[np.ndarray], event_ids: Sequence[int], run: RunModel) -> None:
+    """InputError unless every edge score is finite: a NaN score has no place in a ranking, so
+    every metric would be meaningless (the AUC of NaNs is not 0.5)."""
+    n_bad = sum(int(np.count_nonzero(~np.isfinite(s))) for s in scores)
+    if n_bad:
+        n_edges = sum(int(np.size(s)) for s in scores)
+        first, last = min(event_ids), max(event_ids)
+        events = f"event {first}" if first == last else f"events {first}..{last}"
+        raise InputError(
+            f"{run.workdir}: checkpoint step {run.step} ({run.which}) gives non-finite edge scores on {n_bad} "
+            f"of {n_edges} edges of {events}: its parameters or activations "
+            "overflow (a diverging run?). Evaluate an earlier checkpoint with --checkpoint STEP, or retrain "
+            "with a lower optimizer.lr or an optimizer.clip_grad_norm")
 
 
 def threshold_scan_table(scans: list[list[dict[str, float]]]) -> pd.DataFrame:
@@ -424,6 +481,7 @@ def evaluate_run(workdir: str | os.PathLike, input_dir: str | os.PathLike, out_d
         if ladder is None:
             ladder = make_ladder(flat_graphs, eval_batching_config(batching, len(flat_graphs)), 1)
         flat_scores, _ = predict_edge_scores(score_fn, flat_graphs, batching, 1, ladder=ladder)
+        check_finite_scores(flat_scores, [e.event_id for e in events], run)
         timing["scores"] += time.perf_counter() - t
         t = time.perf_counter()
         k = 0
@@ -450,6 +508,9 @@ def evaluate_run(workdir: str | os.PathLike, input_dir: str | os.PathLike, out_d
         metrics["run"]["warning"] = ("the run's graph config cuts on truth (" + ", ".join(truth_cuts) +
                                      "): evaluation graphs use the same cuts, so metrics are optimistic")
     metrics["input"] = {"dir": str(input_dir), "event_ids": [r["event_id"] for r in rows]}
+    metrics["empty_events"] = empty_event_ids(rows)
+    metrics["n_empty_events"] = len(metrics["empty_events"])
+    metrics["warnings"] = metric_warnings(metrics, rows, config)
     metrics["timing_s"] = dict(timing)
     write_report(out_dir, metrics, results, all_scores, all_labels, config, workdir)
     metrics["timing_s"]["total"] = time.perf_counter() - t0

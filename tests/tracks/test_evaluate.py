@@ -99,6 +99,95 @@ def test_evaluate_end_to_end(tiny, tmp_path, capsys):
     assert "missing" in capsys.readouterr().err
 
 
+def _run_with_checkpoint(run, workdir, transform):
+    """A copy of `run`'s config with one checkpoint (step 30) whose parameters are transform(p)."""
+    import jax
+    import optax
+
+    from gnntrack.config import load_config
+    from gnntrack.graphs.batching import synthetic_hit_graph
+    from gnntrack.nn.models import build_model
+    from gnntrack.train.checkpoint import Checkpointer
+    from gnntrack.train.state import init_train_state
+
+    workdir.mkdir()
+    (workdir / "config.json").write_text((run / "config.json").read_text())
+    model = build_model(load_config(workdir / "config.json").model)
+    state = init_train_state(model, optax.adam(1e-3), synthetic_hit_graph(np.random.default_rng(0), 10, 20).graph)
+    state = state.replace(params=jax.tree_util.tree_map(transform, state.params))
+    with Checkpointer(workdir / "checkpoints") as ckpt:
+        ckpt.save(30, state, {})
+    return workdir
+
+
+def test_evaluate_refuses_a_checkpoint_whose_edge_scores_are_not_finite(tiny, tmp_path, capsys):
+    # a checkpoint of a diverged run used to give AUC nan with an interval [0.5, 0.5] and exit 0
+    run, events = tiny
+    bad = _run_with_checkpoint(run, tmp_path / "diverged", lambda p: np.full(np.shape(p), np.nan, np.float32))
+    out = tmp_path / "report"
+    assert main(["evaluate", "--workdir", str(bad), "--input", str(events), "--out", str(out),
+                 "--n-boot", "20", "--no-progress", "--no-plots"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "step 30" in err and "non-finite edge scores" in err and "--checkpoint" in err
+    n_edges = int(err.split("non-finite edge scores on ")[1].split(" of ")[1].split()[0])
+    assert f"on {n_edges} of {n_edges} edges" in err  # every edge: all parameters are NaN
+    assert not (out / "metrics.json").exists()
+
+
+def test_undefined_metric_is_printed_as_undefined_with_a_warning(capsys):
+    # events without a single true edge: edge AUC (and recall) are undefined, not a number
+    from rich.console import Console
+
+    from gnntrack.commands.evaluate import print_metrics
+    from gnntrack.tracks.evaluate import default_evaluation_config, edge_counts, metric_warnings, summarize
+    from gnntrack.tracks.matching import COUNT_KEYS, SCHEMES
+
+    cfg = default_evaluation_config()
+    rng = np.random.default_rng(0)
+    rows, scores = [], []
+    for event_id in (1, 2, 3):
+        s = rng.random(50)
+        scores.append(s)
+        row = {"event_id": event_id, "trackml_score": 0.5, "trackml_score_graph_hits": 0.5,
+               "trackml_score_ceiling": 1.0, **edge_counts(s, np.zeros(50, bool), cfg.threshold)}
+        row.update({f"{scheme}.{k}": 1 for scheme in SCHEMES for k in COUNT_KEYS})
+        rows.append(row)
+    metrics = summarize(rows, np.concatenate(scores), np.zeros(150, bool), cfg)
+    assert np.isnan(metrics["edge"]["auc"]) and "auc" not in metrics["edge"]["intervals"]
+    metrics["warnings"] = metric_warnings(metrics, rows, cfg)
+    assert any("edge auc is undefined" in w for w in metrics["warnings"])
+    metrics.update(run={"checkpoint": "best", "step": 10})
+    console = Console(width=200, record=True)
+    print_metrics(metrics, "report", console=console)
+    text = console.export_text()
+    auc_line = next(line for line in text.splitlines() if "edge auc" in line)
+    assert "undefined" in auc_line and "nan" not in auc_line and "0.5000" not in auc_line
+    assert "warning: edge auc is undefined" in text
+
+
+def test_events_without_graph_edges_are_named_in_the_output_and_metrics(tiny, tmp_path, capsys):
+    # an event whose graph has no edge used to be averaged into the metrics without a word
+    from gnntrack.io.event import Event
+    from gnntrack.io.trackml import read_event, write_event
+
+    run, events = tiny
+    mixed = tmp_path / "events"
+    first = sorted(events.glob("event*-hits.csv*"))[0]
+    event = read_event(str(first).split("-hits")[0])
+    for e in (event, Event(event_id=999, hits=event.hits.iloc[:1], truth=event.truth.iloc[:1],
+                           particles=event.particles)):
+        write_event(e, mixed)  # the second one: a single hit, so no edge
+    out = tmp_path / "report"
+    assert main(["evaluate", "--workdir", str(run), "--input", str(mixed), "--out", str(out),
+                 "--n-boot", "20", "--no-progress", "--no-plots", "--no-submissions"]) == 0
+    text = capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_events"] == 2 and metrics["n_empty_events"] == 1 and metrics["empty_events"] == [999]
+    assert any("event 999" in w for w in metrics["warnings"])
+    assert "warning:" in text and "999" in text
+
+
 def test_load_run_errors_and_checkpoint_choice(tiny, tmp_path):
     from gnntrack.tracks.evaluate import load_run
 
