@@ -10,7 +10,10 @@ pair (inner, outer) find candidate segments with a phi-window search on phi-sort
 chunks so memory is O(edges)) -> keep those passing |dphi/dr| <= phi_slope_max,
 |z0| <= z0_max and |deta| <= deta_max -> truth labels, features -> optional sections.
 
-An event with no hit in the selection gives a graph with 0 nodes and 0 edges (not an error).
+An event with no hit in the selection gives a graph with 0 nodes and 0 edges (not an error here:
+training leaves such graphs out and evaluation names them, see gnntrack.train.data and
+gnntrack.tracks.evaluate). Hit positions are finite and within a detector's reach: the reader
+refuses others (gnntrack.io.trackml).
 """
 
 from __future__ import annotations

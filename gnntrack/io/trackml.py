@@ -5,9 +5,10 @@ File layout (as in the TrackML challenge data set): one event is a set of files 
 Test sets hold hits (and cells) only; the simulation writes no cells.
 
 Validation happens here, at the edge: every malformed input raises one `InputError` naming the
-file and the column (missing or extra columns, non-numeric values, NaN/inf, non-integer ids,
-duplicate ids, truth rows that do not match the hits, truth particles missing from the particle
-table, empty or unreadable files). Code downstream may assume a valid, typed `Event`:
+file and the column (missing or extra columns, non-numeric values, NaN/inf, hit positions far
+outside any detector, non-integer ids, duplicate ids, truth rows that do not match the hits, truth
+particles missing from the particle table, empty or unreadable files). Code downstream may
+assume a valid, typed `Event`:
 
 - columns in TrackML file order, with the dtypes of `gnntrack.io.event` (float32 / int32 / int64);
 - a fresh RangeIndex;
@@ -46,6 +47,11 @@ _SUFFIXES = (".csv", ".csv.gz")
 _FILE_RE = re.compile(r"^(event\d+)-([A-Za-z]+)\.csv(\.gz)?$")
 _PREFIX_RE = re.compile(r"event(\d+)$")
 _GZIP_LEVEL = 1  # 100k hits: level 1 ~0.14 s / 2.26 MB, level 6 ~0.65 s / 2.05 MB
+# Hit positions (mm) beyond this belong to no detector (TrackML's fits in |z| < 3 m, r < 1.1 m;
+# the largest collider detectors are ~46 m long): a unit mistake or a 1e30 "missing" marker. Such
+# hits would reach no graph edge and overflow float32 feature arithmetic.
+MAX_ABS_POSITION_MM = 1e5
+_POSITION_COLUMNS = {"hits": ("x", "y", "z"), "truth": ("tx", "ty", "tz")}
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,6 +213,14 @@ def _check_min(arr: np.ndarray, minimum: float, col: str, source: str, is_file: 
         raise InputError(f"{source}: column '{col}': {what}, found {arr[row]} at {_where(is_file, row)}")
 
 
+def _check_positions(arr: np.ndarray, col: str, source: str, is_file: bool) -> None:
+    bad = np.abs(arr) > MAX_ABS_POSITION_MM
+    if bad.any():
+        row = _first(bad)
+        raise InputError(f"{source}: column '{col}': position {arr[row]:.7g} mm at {_where(is_file, row)} is "
+                         f"outside +-{MAX_ABS_POSITION_MM:g} mm, far beyond any detector (positions are in mm)")
+
+
 def validate_table(df: pd.DataFrame, part: str, source: str, *, is_file: bool = False) -> pd.DataFrame:
     """Checks one TrackML table and returns it typed (schema dtypes, file column order, RangeIndex).
 
@@ -227,6 +241,8 @@ def validate_table(df: pd.DataFrame, part: str, source: str, *, is_file: bool = 
         raise InputError(f"{source}: no data rows (only a header)")
     schema = SCHEMAS[part]
     out = pd.DataFrame({c: _typed_column(df[c], schema[c], c, source, is_file) for c in cols})
+    for col in _POSITION_COLUMNS.get(part, ()):
+        _check_positions(out[col].to_numpy(), col, source, is_file)
     if part in ("hits", "truth"):
         _check_min(out["hit_id"].to_numpy(), 0, "hit_id", source, is_file, "hit ids must be >= 0")
         _check_unique(out["hit_id"].to_numpy(), "hit_id", source, is_file)

@@ -13,6 +13,11 @@ preparation is redone rather than half-reused. The default cache is `<workdir>/d
 Splits are by event, never by section: all graphs of one event land in one split. Events are
 ordered by event id; the first `n_train` are for training, the next `n_val` for validation and
 the next `n_test` for the final test.
+
+Graphs without edges (an event or section with no hit in the selection, or none passing the
+cuts) are left out of training, where they would fill a batch slot without loss, and kept in
+validation and test, where they add nothing to the pooled edge metrics; both are logged as a
+warning and listed in `info["empty_graphs"]` (result.json's `data`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -33,6 +39,8 @@ from gnntrack.errors import InputError
 from gnntrack.graphs.types import HitGraph
 
 GRAPH_CACHE_VERSION = 1  # bump when the graph file format or builder changes incompatibly
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -136,6 +144,30 @@ def _select(graphs: list[HitGraph], ids: np.ndarray) -> list[HitGraph]:
     return sorted(chosen, key=lambda g: (int(g.event_id), int(g.section)))
 
 
+def graph_label(graph: HitGraph) -> str:
+    """'event 1000', or 'event 1000 section 3' for a section."""
+    return f"event {graph.event_id}" + (f" section {graph.section}" if graph.section >= 0 else "")
+
+
+def _listing(names: list[str], most: int = 10) -> str:
+    return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
+
+
+def _drop_empty_train_graphs(train: list[HitGraph], where: str) -> list[HitGraph]:
+    """The training graphs that have edges; InputError when none has."""
+    kept = [g for g in train if g.n_edges > 0]
+    if not kept:
+        raise InputError(f"{where}: every training graph ({len(train)}) has no edge "
+                         f"({_listing([graph_label(g) for g in train])}); check config keys graph.selection "
+                         "and the graph cuts against these events")
+    return kept
+
+
+def _warn_empty(split: str, empty: list[str], note: str) -> None:
+    if empty:
+        log.warning("%d %s graph(s) without edges%s: %s", len(empty), split, note, _listing(empty))
+
+
 def _require_dir(path: str, key: str) -> Path:
     directory = Path(os.path.expanduser(path))
     if not directory.is_dir():
@@ -191,7 +223,13 @@ def prepare_data(config: ml_collections.ConfigDict, workdir: str | os.PathLike, 
     train_ids, val_ids, test_ids = split_event_ids(
         np.array([g.event_id for g in graphs]), int(data.n_train), int(data.n_val), int(data.n_test), where)
     sectioned = int(config.graph.n_phi_sections) * int(config.graph.n_eta_sections) > 1
-    test = _select(graphs, test_ids)
+    train, val, test = _select(graphs, train_ids), _select(graphs, val_ids), _select(graphs, test_ids)
+    empty = {name: [graph_label(g) for g in split if g.n_edges == 0]
+             for name, split in (("train", train), ("val", val), ("test", test))}
+    train = _drop_empty_train_graphs(train, where)
+    _warn_empty("training", empty["train"], " left out")
+    _warn_empty("validation", empty["val"], "")
+    _warn_empty("test", empty["test"], "")
     test_full = None
     if sectioned and events_dir is not None and config.eval.full_events and test_ids.size:
         test_full = _full_event_graphs(events_dir, test_ids, config.graph)
@@ -199,6 +237,6 @@ def prepare_data(config: ml_collections.ConfigDict, workdir: str | os.PathLike, 
         "events_dir": str(events_dir) if events_dir is not None else None,
         "graphs_dir": str(graphs_dir),
         "train_events": train_ids.tolist(), "val_events": val_ids.tolist(), "test_events": test_ids.tolist(),
+        "empty_graphs": empty,
     }
-    return DataSplits(train=_select(graphs, train_ids), val=_select(graphs, val_ids), test=test,
-                      test_full=test_full, info=info)
+    return DataSplits(train=train, val=val, test=test, test_full=test_full, info=info)

@@ -58,6 +58,11 @@ CASES = [
      r"expected integers, found 8\.5 at line 5"),
     ("int32 overflow", "hits", _set_field(3, "module_id", "3000000000"), "module_id", r"out of range for int32"),
     ("float32 overflow", "hits", _set_field(3, "y", "1e39"), "y", r"overflows float32"),
+    # finite in float32, but centuries of detectors away: such a hit used to give an event with
+    # no graph edge that was averaged into the metrics without a word
+    ("absurd position", "hits", _set_field(4, "z", "1e30"), "z",
+     r"position 1e\+30 mm at line 6 is outside \+-100000 mm"),
+    ("absurd truth position", "truth", _set_field(0, "tx", "-2.5e6"), "tx", r"position -2500000 mm at line 2"),
     ("duplicate hit id", "hits", _set_field(5, "hit_id", "2"), "hit_id", r"duplicate id 2 at line 7"),
     ("duplicate truth hit id", "truth", _set_field(5, "hit_id", "2"), "hit_id", r"duplicate id 2 at line 7"),
     ("negative hit id", "hits", _set_field(0, "hit_id", "-1"), "hit_id", r"hit ids must be >= 0"),
