@@ -73,7 +73,7 @@ def test_cli_same_seed_identical_files(tmp_path, capsys):
     assert set(a) == {"event000001000-hits.csv", "event000001000-truth.csv", "event000001000-particles.csv",
                       "event000001001-hits.csv", "event000001001-truth.csv", "event000001001-particles.csv",
                       "simulation.json"}
-    assert a == b
+    assert a == b  # same seed, same program, same machine: byte-identical files
     assert main(["simulate", "--events", "1", "--n-particles", "120", "--seed", "10", "--no-progress",
                  "--out", str(tmp_path / "c")]) == 0
     assert _files(tmp_path / "c")["event000001000-hits.csv"] != a["event000001000-hits.csv"]
@@ -93,6 +93,7 @@ def test_event_k_independent_of_event_count(tmp_path):
     ev = read_event(tmp_path / "three" / "event000001002")
     rng = event_rng(3, 2)
     direct = simulate_event(generate_particles(rng, config), rng, config, event_id=1002)
+    # an event's own random stream and the same computation, alone or within a run: bitwise
     np.testing.assert_array_equal(ev.hits.x.to_numpy(), direct.hits.x.to_numpy())
     np.testing.assert_array_equal(ev.truth.weight.to_numpy(), direct.truth.weight.to_numpy())
 

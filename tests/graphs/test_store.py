@@ -126,5 +126,6 @@ def test_parallel_workers_give_identical_files(tmp_path):
     s2 = build_graph_dir(tmp_path / "events", tmp_path / "w2", config, workers=2, progress=False)
     for key in ("events", "graphs", "mean_nodes", "mean_edges", "efficiency", "purity", "by_pt_min", "by_pt_bin"):
         assert s1[key] == s2[key], key
+    # bitwise: each event runs the same numpy code on one machine, and results come back in order
     for a, b in zip(load_graph_dir(tmp_path / "w1"), load_graph_dir(tmp_path / "w2")):
         _assert_same(a, b)

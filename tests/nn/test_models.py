@@ -9,6 +9,7 @@ import pytest
 from gnntrack.bench import random_graph
 from gnntrack.errors import ConfigError
 from gnntrack.nn import build_model, count_params, default_model_config
+from tests.nn.model_helpers import assert_close_across_shapes
 
 SMALL = {
     "segment_classifier": dict(hidden=16, n_iters=3),
@@ -47,7 +48,7 @@ def test_padding_never_changes_real_edge_logits(name):
         padded = jraph.pad_with_graphs(graph, n_node=n_node, n_edge=n_edge, n_graph=3)
         padded_logits = model.apply({"params": params}, padded)
         assert padded_logits.shape == (n_edge,) and padded_logits.dtype == jnp.float32
-        np.testing.assert_allclose(padded_logits[:90], logits, rtol=1e-5, atol=1e-6)
+        assert_close_across_shapes(padded_logits[:90], logits)
 
 
 @pytest.mark.parametrize("name", ["segment_classifier", "interaction_network"])
