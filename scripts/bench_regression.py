@@ -1,17 +1,19 @@
 #!/usr/bin/env python
-"""CI-friendly speed regression check for the fast segment classifier (ratio-based, small sizes).
+"""Speed benchmark: the fast segment classifier against its reference formulation (ratios, small sizes).
 
-    python scripts/bench_regression.py                 # ~1 minute on 2 cores; exit 1 on regression
-    python scripts/bench_regression.py --min-train-speedup 0 --nodes 200 --edges 800   # smoke
+    python scripts/bench_regression.py                 # ~1 minute on 2 cores
+    python scripts/bench_regression.py --json          # the result as one JSON line
 
 In one process, alternating, it times the train step (Adam + weighted BCE) and inference of
 impl="fast" and impl="reference" on the same random graph with the same parameters, and
-(optionally, when PyTorch is installed) a plain PyTorch eager version. Ratios measured back to
-back are far steadier than absolute times on shared CI machines. It fails (exit 1) when
+(optionally, when PyTorch is installed) a plain PyTorch eager version, and prints the medians and
+the ratios. Ratios measured back to back are steadier than absolute times on a shared machine,
+but they are still timings, so no test asserts them (the test suite only checks that this script
+runs and reports). For whoever runs it by hand it exits 1 when
 
   * fast and reference logits differ by more than --logit-atol (same parameters), or
-  * reference/fast train-step time < --min-train-speedup (default 1.1; 1.3-1.8 measured), or
-  * reference/fast inference time < --min-infer-speedup (default 1.2; 1.7-2.2 measured).
+  * reference/fast train-step time < --min-train-speedup (default 1.1), or
+  * reference/fast inference time < --min-infer-speedup (default 1.2).
 """
 
 from __future__ import annotations

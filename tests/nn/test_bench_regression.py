@@ -1,35 +1,41 @@
-"""scripts/bench_regression.py runs end to end at a tiny size (timing bound off: smoke only)."""
+"""scripts/bench_regression.py runs end to end at a tiny size and reports its timings, ratios and
+verdict in its documented format. Speed itself is never asserted: timings on a shared machine
+belong to the benchmark command, not to the test suite."""
 
 import importlib.util
+import json
+import re
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_regression.py"
+TINY = ["--nodes", "60", "--edges", "200", "--hidden", "8", "--n-iters", "1", "--rounds", "1"]
+REPORTED = ("fast_train_ms", "reference_train_ms", "fast_infer_ms", "reference_infer_ms",
+            "train_speedup_vs_reference", "infer_speedup_vs_reference", "max_abs_logit_diff")
 
 
-def test_bench_regression_smoke(capsys):
+def _load_script():
     spec = importlib.util.spec_from_file_location("bench_regression", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    code = module.main(["--nodes", "60", "--edges", "200", "--hidden", "8", "--n-iters", "1",
-                        "--rounds", "1", "--min-train-speedup", "0", "--min-infer-speedup", "0"])
-    out = capsys.readouterr().out
-    assert code == 0 and "OK: no regression" in out and "fast_train_ms" in out
+    return module
 
 
-def test_fast_path_stays_ahead_of_the_reference(capsys):
-    """The guard itself, at a CI size with generous ratio bounds: measured on the 2-core CI kind of
-    machine, fast/reference is 1.6-1.75x (train) and 1.55-1.9x (inference) here, so a silent
-    fall-back to the reference formulation (ratio ~1.0) fails. Ratios are measured back to back;
-    a second attempt absorbs one noisy measurement on a busy machine."""
-    spec = importlib.util.spec_from_file_location("bench_regression", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    args = ["--nodes", "2000", "--edges", "8000", "--hidden", "64", "--n-iters", "2", "--rounds", "3",
-            "--min-train-speedup", "1.15", "--min-infer-speedup", "1.1"]
-    codes = []
-    for _ in range(2):
-        codes.append(module.main(args))
-        if codes[-1] == 0:
-            break
+def test_bench_regression_reports_timings_ratios_and_verdict(capsys, monkeypatch):
+    module = _load_script()
+    measured = []
+    real_measure = module.measure
+    monkeypatch.setattr(module, "measure", lambda *a: measured.append(real_measure(*a)) or measured[-1])
+    assert module.main(TINY + ["--min-train-speedup", "0", "--min-infer-speedup", "0"]) == 0
     out = capsys.readouterr().out
-    assert codes[-1] == 0, out[-2000:]
+    for key in REPORTED:  # one "  name  number" line each
+        assert re.search(rf"^  {key} +[-+.e0-9]+$", out, re.M), (key, out)
+    assert out.rstrip().endswith("OK: no regression")
+
+    # The verdict and the JSON line, on the same measurement (no second timing run): a bound no
+    # ratio can reach fails whatever the machine's speed, so this checks the exit path only.
+    monkeypatch.setattr(module, "measure", lambda *a: measured[0])
+    assert module.main(TINY + ["--json", "--min-train-speedup", "1e9", "--min-infer-speedup", "0"]) == 1
+    out, err = capsys.readouterr()
+    result = json.loads(out.splitlines()[0])
+    assert set(REPORTED) <= set(result) and result["nodes"] == 60 and result["edges"] == 200
+    assert "REGRESSION: train speed-up over reference" in err and "REGRESSION: inference" not in err

@@ -7,7 +7,6 @@ os.environ.setdefault("PJRT_NPROC", "8")  # enough CPU client threads for the fo
 
 import json
 import math
-import time
 
 import jax
 import jax.numpy as jnp
@@ -108,14 +107,13 @@ def test_batch_size_study_end_to_end_and_resume(tmp_path):
     # resume: finished points are read back, not rerun; a removed point is redone alone
     point2 = tmp_path / "points/adam/bs0002/point.json"
     point4 = tmp_path / "points/adam/bs0004/point.json"
-    before = point2.stat().st_mtime_ns, point4.stat().st_mtime_ns
+    finished = {f: f.stat().st_mtime_ns for f in point2.parent.rglob("*") if f.is_file()}
     point4.unlink()
     for run_dir in (tmp_path / "points/adam/bs0004").glob("seed*"):
         (run_dir / "result.json").unlink()
-    t0 = time.perf_counter()
     again = S.run_batch_size_study(config, tmp_path, progress=False)
-    assert point2.stat().st_mtime_ns == before[0]
+    assert {f: f.stat().st_mtime_ns for f in finished} == finished  # point 2 and its runs untouched
     assert point4.exists()
     df2, _ = read_results_csv(tmp_path / "results.csv")
     assert list(df2.steps_to_target.fillna(-1)) == list(df.steps_to_target.fillna(-1))  # deterministic redo
-    assert len(again["summary"]) == 2 and time.perf_counter() - t0 < 60
+    assert len(again["summary"]) == 2
