@@ -1,6 +1,7 @@
 """`gnntrack scale --config experiments/scaling/<study>.py --workdir W [--config.study.x=v ...]`.
 
-Runs (or resumes: finished points / device counts are skipped) a scaling study:
+Runs (or resumes: finished points / device counts are skipped) a scaling study, one process per
+directory (a second `gnntrack scale` on W stops at once, naming the first):
   study.kind = 'batch_size': steps-to-target vs batch (gnntrack.studies.scaling)
   study.kind = 'devices':    throughput vs devices (gnntrack.studies.devices)
 and writes results.csv, results.md, results.json and PNG plots into W.
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from gnntrack.config import load_config
     from gnntrack.errors import ConfigError
     from gnntrack.io.atomic import check_directory_path
+    from gnntrack.io.lock import hold_directory
 
     check_directory_path(args.workdir, "--workdir")
     config = load_config(args.config, args.overrides)
@@ -46,17 +48,23 @@ def run(args: argparse.Namespace) -> int:
     if kind not in KINDS:
         raise ConfigError(f"config key 'study.kind' must be one of {', '.join(KINDS)} (got {kind!r}) in {args.config}")
     progress = not args.no_progress
-    if kind == "batch_size":
-        force_host_devices(int(config.parallel.n_devices or 1))
-        from gnntrack.studies.scaling import run_batch_size_study
+    # one study process per directory: two would run the same points and repeats side by side
+    # (the repeats' run directories would refuse the second one midway); its sweeps' workers
+    # and the runs inside lock their own directories
+    with hold_directory(args.workdir):
+        if kind == "batch_size":
+            force_host_devices(int(config.parallel.n_devices or 1))
+            from gnntrack.studies.scaling import run_batch_size_study
 
-        out = run_batch_size_study(config, args.workdir, progress=progress)
-        print(f"batch-size study: {len(out['summary'])} points in {out['elapsed_s']:.0f} s -> {args.workdir}/results.md")
-    else:
-        from gnntrack.studies.devices import run_device_study
+            out = run_batch_size_study(config, args.workdir, progress=progress)
+            print(f"batch-size study: {len(out['summary'])} points in {out['elapsed_s']:.0f} s -> "
+                  f"{args.workdir}/results.md")
+        else:
+            from gnntrack.studies.devices import run_device_study
 
-        out = run_device_study(config, args.workdir, progress=progress)
-        print(f"device study: {len(out['results'])} measurements in {out['elapsed_s']:.0f} s -> {args.workdir}/results.md")
+            out = run_device_study(config, args.workdir, progress=progress)
+            print(f"device study: {len(out['results'])} measurements in {out['elapsed_s']:.0f} s -> "
+                  f"{args.workdir}/results.md")
     for note in out["notes"]:
         print(f"  - {note}")
     return 0
