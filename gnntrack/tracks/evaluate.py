@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -91,45 +92,71 @@ class RunModel:
 def load_run(workdir: str | os.PathLike, checkpoint: str | int = "best") -> RunModel:
     """Reads `<workdir>/config.json` and restores the model parameters from its checkpoints.
 
+    Only reads: a run that is training meanwhile (its lock, its save in progress) is left alone.
+    A damaged checkpoint chosen by 'best' or 'latest' is skipped for the newest one that restores,
+    with one line on stderr; one asked for by its step number is an error.
+
     Args:
       checkpoint: 'best' (the best by the run's train.best_metric; the latest if none is
         marked), 'latest', or a step number.
-    Raises InputError when the run directory, its config or its checkpoints are missing.
+    Raises InputError when the run directory, its config or its checkpoints are missing,
+    CheckpointError when the chosen (or every) checkpoint is damaged, ConfigError when
+    config.json no longer fits the checkpoint (an edited model).
     """
     from gnntrack.config import CONFIG_FILE_NAME, load_config
     from gnntrack.nn.models import build_model
-    from gnntrack.train.checkpoint import CHECKPOINT_DIR_NAME, Checkpointer
+    from gnntrack.train.checkpoint import CHECKPOINT_DIR_NAME, CheckpointError, Checkpointer, shape_mismatch
 
     workdir = Path(workdir)
     if not (workdir / CONFIG_FILE_NAME).exists():
         raise InputError(f"{workdir}: not a run directory ({CONFIG_FILE_NAME} not found)")
     config = load_config(workdir / CONFIG_FILE_NAME)
     ckpt_dir = workdir / CHECKPOINT_DIR_NAME
-    if not ckpt_dir.is_dir():
-        raise InputError(f"{workdir}: no checkpoints ({ckpt_dir} not found); train the run first")
     train = config.get("train", ml_collections.ConfigDict())
     with Checkpointer(ckpt_dir, best_metric=train.get("best_metric", None) or None,
-                      best_mode=train.get("best_mode", "max")) as ckpt:
+                      best_mode=train.get("best_mode", "max"), read_only=True) as ckpt:
         steps = ckpt.all_steps()
         if not steps:
-            raise InputError(f"{ckpt_dir}: no complete checkpoint to restore")
-        which = "latest"
-        if checkpoint == "best":
-            step = ckpt.best_step()
-            which = "best" if step is not None else "latest"
-            step = step if step is not None else ckpt.latest_step()
-        elif checkpoint == "latest":
-            step = ckpt.latest_step()
+            raise InputError(f"{workdir}: no checkpoint to evaluate in {ckpt_dir}; train the run first "
+                             f"(gnntrack train --workdir {workdir})")
+        if checkpoint in ("best", "latest"):
+            best = ckpt.best_step() if checkpoint == "best" else None
+            restored = ckpt.restore_newest(prefer=best)
+            state, step = restored.state, restored.step
+            which = "best" if best is not None and step == best else "latest"
+            for skip in restored.skipped:
+                print(f"gnntrack: {skip.message()}; using step {step}", file=sys.stderr)
         else:
             if not str(checkpoint).isdigit():
                 raise InputError(f"checkpoint must be 'best', 'latest' or a step number, got {checkpoint!r}")
             step, which = int(checkpoint), "step"
             if step not in steps:
                 raise InputError(f"{ckpt_dir}: no checkpoint at step {step}; available: {steps}")
-        state, _ = ckpt.restore(step)
+            try:
+                state, _ = ckpt.restore(step)
+            except CheckpointError as exc:
+                raise CheckpointError(f"{exc}; choose another with --checkpoint (available: {steps})") from None
     params = state["params"] if isinstance(state, dict) else state.params
-    return RunModel(workdir=workdir, config=config, model=build_model(config.model), params=params,
-                    step=int(step), which=which)
+    model = build_model(config.model)
+    detail = shape_mismatch(params, expected_params(model, config))
+    if detail is not None:
+        raise ConfigError(f"{workdir / CONFIG_FILE_NAME} does not fit checkpoint {step} in {ckpt_dir}: {detail}. "
+                          "Was config.json edited? Undo the edit to evaluate this run")
+    return RunModel(workdir=workdir, config=config, model=model, params=params, step=int(step), which=which)
+
+
+def expected_params(model, config: ml_collections.ConfigDict) -> Any:
+    """Shapes (ShapeDtypeStructs) of the parameters `model` gets from the run's config: an
+    abstract init on a tiny graph with the config's node and edge feature counts (nothing is
+    computed)."""
+    import jax
+
+    from gnntrack.graphs.batching import synthetic_hit_graph
+
+    features = config.graph.features
+    graph = synthetic_hit_graph(np.random.default_rng(0), 4, 6, n_node_features=len(features.node),
+                                n_edge_features=len(features.edge)).graph
+    return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), graph, train=False))["params"]
 
 
 def make_score_fn(model, params) -> Callable:

@@ -9,6 +9,7 @@ import pytest
 
 from gnntrack.cli import main
 from gnntrack.errors import InputError
+from tests.io.test_lock import holder  # noqa: F401 - a fixture: a process holding a directory's lock
 
 pytestmark = pytest.mark.slow
 
@@ -199,6 +200,85 @@ def test_load_run_errors_and_checkpoint_choice(tiny, tmp_path):
     with pytest.raises(InputError, match="not a run directory"):
         load_run(tmp_path)
     assert main(["evaluate", "--workdir", str(run), "--input", str(tmp_path / "nowhere")]) == 2
+
+
+def _copy_run(tiny, tmp_path):
+    import shutil
+
+    run, events = tiny
+    shutil.copytree(run, tmp_path / "run")
+    return tmp_path / "run", events
+
+
+def test_load_run_skips_damaged_checkpoints(tiny, tmp_path, capsys):
+    from gnntrack.errors import GnnTrackError
+    from gnntrack.tracks.evaluate import load_run
+    from tests.train.checkpoint_damage import damage
+
+    run, _ = _copy_run(tiny, tmp_path)  # checkpoints 10 (the best) and 20
+    damage(run / "checkpoints" / "20", "truncated_manifest")
+    assert load_run(run, "latest").step == 10
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "skipped damaged checkpoint 20" in err[0] and "using step 10" in err[0]
+    with pytest.raises(GnnTrackError, match="checkpoint 20 in .* cannot be read") as info:
+        load_run(run, 20)  # asked for by number: no silent substitute
+    assert "\n" not in str(info.value)
+    damage(run / "checkpoints" / "10", "random_data")
+    with pytest.raises(GnnTrackError, match="no checkpoint in .* can be read"):
+        load_run(run, "best")
+    assert not (run / "checkpoints.damaged").exists()  # evaluation only reads
+
+
+def test_load_run_falls_back_from_a_damaged_best(tiny, tmp_path, capsys):
+    from gnntrack.tracks.evaluate import load_run
+    from tests.train.checkpoint_damage import damage
+
+    run, _ = _copy_run(tiny, tmp_path)
+    damage(run / "checkpoints" / "10", "missing_state")
+    loaded = load_run(run, "best")
+    assert (loaded.step, loaded.which) == (20, "latest")
+    assert "skipped damaged checkpoint 10" in capsys.readouterr().err
+
+
+def test_evaluate_without_a_checkpoint_is_one_line(tiny, tmp_path):
+    """Used to print the clear message and then an orbax traceback at interpreter exit (a clean-up
+    thread of the checkpoint manager): run as the user does, in its own process."""
+    import subprocess
+    import sys
+
+    run, events = _copy_run(tiny, tmp_path)
+    for step in ("10", "20"):
+        __import__("shutil").rmtree(run / "checkpoints" / step)
+    proc = subprocess.run([sys.executable, "-m", "gnntrack", "evaluate", "--workdir", str(run), "--input",
+                           str(events), "--no-progress"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"gnntrack evaluate: error: {run}: no checkpoint to evaluate in {run / 'checkpoints'}; "
+        f"train the run first (gnntrack train --workdir {run})"]
+
+
+def test_evaluate_only_reads_while_training_runs(tiny, tmp_path, holder):
+    from gnntrack.tracks.evaluate import load_run
+
+    run, _ = _copy_run(tiny, tmp_path)
+    holder(run)  # another process holds the run (as `gnntrack train` does): evaluation needs no lock
+    saving = run / "checkpoints" / "30.orbax-checkpoint-tmp-1700000000"  # the trainer's save in progress
+    (saving / "state").mkdir(parents=True)
+    (saving / "state" / "manifest.ocdbt").write_bytes(b"half written")
+    assert load_run(run, "latest").step == 20
+    assert (saving / "state" / "manifest.ocdbt").read_bytes() == b"half written"
+
+
+def test_an_edited_config_json_that_no_longer_fits_the_checkpoint(tiny, tmp_path, capsys):
+    # used to end in flax's ScopeParamShapeError when the model was first applied
+    run, events = _copy_run(tiny, tmp_path)
+    config = json.loads((run / "config.json").read_text())
+    config["model"]["hidden"] = 16
+    (run / "config.json").write_text(json.dumps(config))
+    assert main(["evaluate", "--workdir", str(run), "--input", str(events), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert str(run / "config.json") in err and "in the checkpoint but" in err and "16" in err
 
 
 def test_graph_overrides_for_evaluation(tmp_path):
