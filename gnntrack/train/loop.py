@@ -17,6 +17,17 @@ Resuming: calling again with the same workdir (resume=True) restores the latest 
 including the data-order position and the bucket ladder, and continues; the parameters after N
 steps are bitwise identical (on CPU) to those of an uninterrupted N-step run, because the batch
 order is a pure function of (seed, epoch, step) and the step function is deterministic.
+
+The run directory's lifecycle:
+- one process at a time: the run holds `<workdir>/.gnntrack.lock` (gnntrack.io.lock); another
+  process is refused at once with the holder's pid and host; a killed holder leaves no lock;
+- a finished run called again returns its stored result.json untouched (result['already_complete']);
+  killed after its final checkpoint (no result.json yet), it restores that checkpoint and scores
+  the test events again: the same numbers, the test records not duplicated. The final train loss,
+  the last validation metrics and the padding statistics travel in every checkpoint's meta;
+- a damaged newest checkpoint is skipped (one line on stderr) for the newest one that restores,
+  and moved to `checkpoints.damaged/` before training goes on; a config.json that no longer fits
+  the checkpoints (an edited model) is one ConfigError naming the parameter and both shapes.
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -34,7 +46,8 @@ import numpy as np
 from gnntrack.config import CONFIG_FILE_NAME, config_to_dict, save_config
 from gnntrack.errors import ConfigError, GnnTrackError
 from gnntrack.io.atomic import atomic_path, write_json_atomic
-from gnntrack.train.checkpoint import CHECKPOINT_DIR_NAME, Checkpointer
+from gnntrack.io.lock import hold_directory
+from gnntrack.train.checkpoint import CHECKPOINT_DIR_NAME, CheckpointMismatch, Checkpointer, Restored
 from gnntrack.train.defaults import RESUME_MUTABLE_KEYS, validate_config
 
 RESULT_FILE_NAME = "result.json"
@@ -163,6 +176,45 @@ def _check_resume_compatible(workdir: Path, config: ml_collections.ConfigDict) -
             f"--restart (gnntrack train) / resume=False, or use another --workdir")
 
 
+def _finished_result(workdir: Path, latest: int, config: ml_collections.ConfigDict) -> dict[str, Any] | None:
+    """The stored result.json of a run that has nothing left to do: its final checkpoint is the
+    newest one (`latest`) and covers the configured steps. None when the run is not finished or
+    its result is missing, unreadable or from an earlier, shorter run."""
+    from gnntrack.graphs.batching import steps_per_epoch
+
+    try:
+        result = json.loads((workdir / RESULT_FILE_NAME).read_text())
+        per_epoch = steps_per_epoch(int(result["n_train_graphs"]), config.batching)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if result.get("interrupted") or result.get("steps") != latest:
+        return None
+    return result if latest >= total_train_steps(config.train, per_epoch) else None
+
+
+def _padding_to_meta(stats) -> dict:
+    """A PaddingStats as JSON (it rides in the checkpoint meta: a resumed run reports the whole run's)."""
+    return {"real_edges": stats.real_edges, "padded_edges": stats.padded_edges, "real_nodes": stats.real_nodes,
+            "padded_nodes": stats.padded_nodes, "n_batches": stats.n_batches,
+            "shapes": [[int(x) for x in shape] for shape in sorted(stats.shapes)]}
+
+
+def _padding_from_meta(saved: dict | None):
+    """The PaddingStats saved by `_padding_to_meta` (empty for checkpoints without them)."""
+    import dataclasses
+
+    from gnntrack.graphs.batching import PaddingStats
+
+    saved = saved or {}
+    counts = {f.name: saved[f.name] for f in dataclasses.fields(PaddingStats) if f.name in saved and f.name != "shapes"}
+    return PaddingStats(**counts, shapes={tuple(s) for s in saved.get("shapes", ())})
+
+
+def _say_skipped(restored: Restored) -> None:
+    for skip in restored.skipped:
+        print(f"gnntrack: {skip.message()}; resuming from step {restored.step}", file=sys.stderr)
+
+
 def _clear_previous_outputs(workdir: Path) -> None:
     """A fresh start in a used workdir: drop outputs of the earlier run (not the data cache)."""
     import shutil
@@ -195,13 +247,34 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
       train_seconds, best_step, best_value, best_metric, stopped_early, interrupted, resumed_from,
       n_devices, n_params, utilisation, n_compiled_shapes, final train loss (`loss`), the last
       validation metrics (`val_*`), and the held-out test metrics (`test_*`, and `test_full_*`
-      on unsectioned events) when the run completed.
+      on unsectioned events) when the run completed. A run that had nothing left to do returns
+      its stored result.json with already_complete=True (and writes nothing).
 
     Raises:
-      ConfigError for bad configs (also: resuming a workdir trained with a different config),
-      InputError for missing/invalid data, GnnTrackError when the loss becomes NaN/inf (the
-      checkpoints written before stay; none is written after the last finite-loss check).
+      ConfigError for bad configs (also: resuming a workdir trained with a different config, or
+      with a config.json edited so that it no longer fits the checkpoints), InputError for
+      missing/invalid data, DirectoryBusy when another process holds the workdir, CheckpointError
+      when no checkpoint restores or one cannot be written (disk full), GnnTrackError when the
+      loss becomes NaN/inf (the checkpoints written before stay; none is written after the last
+      finite-loss check).
     """
+    import jax
+
+    config = resolve_config(config)
+    # Multi-process run: every process holds the same replicated state. Process 0 owns the run
+    # directory and writes the checkpoints; the others keep their metrics, config and data in
+    # WORKDIR/process_<i> and, on resume, restore process 0's checkpoints (the run directory must
+    # be on a filesystem all processes see, as a cluster's shared scratch is).
+    root = Path(workdir)
+    own = root if jax.process_index() == 0 else root / f"process_{jax.process_index()}"
+    with hold_directory(own):
+        return _train_and_evaluate(config, root, own, report_fn=report_fn, resume=resume,
+                                   stop_after_steps=stop_after_steps)
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, root: Path, workdir: Path, *, report_fn: ReportFn | None,
+                        resume: bool, stop_after_steps: int | None) -> dict[str, Any]:
+    """The run of `train_and_evaluate` in `workdir` (root or root/process_<i>), its lock held."""
     import jax
     from tqdm import tqdm
 
@@ -219,28 +292,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     from gnntrack.train.writers import MetricWriter
 
     t_start = time.perf_counter()
-    config = resolve_config(config)
     tc = config.train
-    workdir = Path(workdir)
-    # Multi-process run: every process holds the same replicated state. Process 0 owns the run
-    # directory and writes the checkpoints; the others keep their metrics, config and data in
-    # WORKDIR/process_<i> and, on resume, restore process 0's checkpoints (the run directory must
-    # be on a filesystem all processes see, as a cluster's shared scratch is).
-    writes_checkpoints = jax.process_index() == 0
-    ckpt_dir = workdir / CHECKPOINT_DIR_NAME
+    writes_checkpoints = workdir == root
+    ckpt_dir = root / CHECKPOINT_DIR_NAME
     if not writes_checkpoints:
-        workdir = workdir / f"process_{jax.process_index()}"
         tc.progress = False
-    workdir.mkdir(parents=True, exist_ok=True)
     if not resume and writes_checkpoints and ckpt_dir.exists():
         import shutil
 
         shutil.rmtree(ckpt_dir)
+    # the other processes only restore: read-only, so they never touch process 0's saves
     checkpointer = Checkpointer(ckpt_dir, keep=int(tc.keep_checkpoints), best_metric=tc.best_metric or None,
-                                best_mode=tc.best_mode)
+                                best_mode=tc.best_mode, read_only=not writes_checkpoints)
     latest = checkpointer.latest_step() if resume else None
     if latest is not None:
         _check_resume_compatible(workdir, config)
+        # decided on process 0's result.json by every process, so that all of them agree
+        done = _finished_result(root, latest, config)
+        if done is not None:
+            checkpointer.close()
+            return {**done, "already_complete": True}
     else:
         _clear_previous_outputs(workdir)
     save_config(config, workdir)
@@ -270,14 +341,30 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     n_params = param_count(host_state.params)
     start_step = 0
     best = {"step": None, "value": None}
+    last_val: dict = {}
+    last_loss = float("nan")
+    stats = PaddingStats()
     if latest is not None:
-        # the ladder lives in the checkpoint: a resumed run must pad exactly as before
-        host_state, meta = checkpointer.restore(latest, target=host_state)
+        try:
+            restored = checkpointer.restore_newest(target=host_state)
+        except CheckpointMismatch as exc:
+            raise ConfigError(
+                f"{root / CONFIG_FILE_NAME} does not fit checkpoint {exc.step} in {ckpt_dir}: {exc.detail}. Was "
+                "config.json edited? Undo the edit, or start over with --restart (gnntrack train) / resume=False "
+                "or another --workdir") from None
+        _say_skipped(restored)
+        if writes_checkpoints:
+            checkpointer.set_aside([skip.step for skip in restored.skipped])
+        host_state, meta, latest = restored.state, restored.meta, restored.step
         start_step = int(meta["step"])
+        # the ladder lives in the checkpoint: a resumed run must pad exactly as before
         ladder = BucketLadder.from_dict(meta["ladder"])
         best = meta.get("best", best)
+        saved = meta.get("summary", {})  # older checkpoints have none: the result then lacks these
+        last_loss, last_val = saved.get("loss", last_loss), saved.get("val", last_val)
+        stats = _padding_from_meta(saved.get("padding"))
     p_train = dp.train_step(make_train_step(model, tx, loss_cfg, dp.axis_name, lr_fn=lr_fn))
-    if batching.precompile:
+    if batching.precompile and start_step < total:
         # every rung compiled now, on a throwaway copy of the state (the step donates it)
         for warm in warmup_batches(train_graphs, batching, n_dev, ladder):
             jax.block_until_ready(p_train(dp.put_state(host_state), warm))
@@ -287,7 +374,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     p_eval = dp.eval_step(make_eval_step(model, loss_cfg))
     writer = MetricWriter(workdir, tensorboard=bool(tc.tensorboard),
                           resume_step=start_step if latest is not None else None)
-    stats = PaddingStats()
     eval_ladders: dict[str, Any] = {}
     thresholds = tuple(float(t) for t in config.eval.thresholds)
 
@@ -322,8 +408,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
         host = _host_tree(dp.get_state(state))
         if not _all_finite(host.params):
             raise _NonFinite(step, float("nan"), what="parameters")
+        # what the result reports besides the test metrics, for a run killed after this checkpoint
+        summary = {"loss": float(last_loss), "padding": _padding_to_meta(stats),
+                   "val": {k: np.asarray(v).item() for k, v in last_val.items() if not isinstance(v, dict)}}
         meta_out = {"step": step, "epoch": step // per_epoch, "ladder": ladder.to_dict(), "best": best,
-                    "n_devices": n_dev}
+                    "n_devices": n_dev, "summary": summary}
         if writes_checkpoints:
             checkpointer.save(step, host, meta_out, val)
 
@@ -332,8 +421,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     # B_simple (McCandlish et al.) from per-device vs global gradient norms, EMA-smoothed; it
     # restarts on resume (a smoothing window, not state worth checkpointing).
     noise = NoiseScaleTracker(decay=float(tc.noise_scale_decay))
-    last_val: dict = {}
-    last_loss = float("nan")
     stopped_early = interrupted = False
     steps_this_call = 0
     train_t0 = time.perf_counter()

@@ -13,7 +13,8 @@ them; the validation keys carry a `val_` prefix, test/full-event keys `test_`):
 - final test records (held-out events; `test_full_*` on unsectioned events) at the last step.
 
 On resume, records with a step beyond the restored checkpoint are dropped first (they belong to
-steps that will be recomputed), so the file reads as one uninterrupted run.
+steps that will be recomputed), and so are the final test records (a resumed run writes them again
+at its end), so the file reads as one uninterrupted run.
 """
 
 from __future__ import annotations
@@ -65,10 +66,11 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def truncate_metrics(path: str | os.PathLike, last_step: int) -> int:
-    """Drops records with step > last_step (atomic rewrite); returns how many were dropped."""
+    """Drops records with step > last_step and the test records (atomic rewrite); returns how
+    many were dropped."""
     path = Path(path)
     records = read_metrics(path)
-    kept = [r for r in records if int(r.get("step", 0)) <= last_step]
+    kept = [r for r in records if int(r.get("step", 0)) <= last_step and not any(k.startswith("test_") for k in r)]
     if path.exists() and (len(kept) != len(records) or not _ends_clean(path)):
         write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in kept))
     return len(records) - len(kept)

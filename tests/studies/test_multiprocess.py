@@ -80,7 +80,7 @@ def _train_records(path):
 def test_gnntrack_train_num_processes_matches_one_process_with_two_devices(tmp_path):
     """`gnntrack train --num-processes 2` (one CPU device each) logs the same losses and test
     metrics as one process over two devices; process 0 alone writes checkpoints, process 1 its
-    metrics in process_1/, and rerunning the command resumes (finds the run complete) in both."""
+    metrics in process_1/, and rerunning the command finds the run complete in both (results untouched)."""
     import json
     import subprocess
 
@@ -107,7 +107,9 @@ def test_gnntrack_train_num_processes_matches_one_process_with_two_devices(tmp_p
     np.testing.assert_allclose(result["test_auc"], single["test_auc"], rtol=1e-5)
     assert result["steps"] == 4 and result["resumed_from"] is None
 
+    before = {run: (run / "result.json").read_bytes() for run in (multi, multi / "process_1")}
     again = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    for run in (multi, multi / "process_1"):
-        assert json.loads((run / "result.json").read_text())["resumed_from"] == 4
+    assert "already complete" in again.stdout
+    for run, data in before.items():  # a finished run's results are left as they were
+        assert (run / "result.json").read_bytes() == data

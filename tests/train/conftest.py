@@ -4,10 +4,11 @@ import jax
 import pytest
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def compilation_cache(tmp_path_factory):
     """Runs with the same model compile the same steps: share them through JAX's persistent cache
-    (per xdist worker: the base temp dir is the worker's)."""
+    (per xdist worker: the base temp dir is the worker's). Module scope: module fixtures that
+    train (a reference run shared by several tests) use it too."""
     keys = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
             "jax_persistent_cache_min_entry_size_bytes")
     old = {k: jax.config.values[k] for k in keys}

@@ -1,11 +1,19 @@
 """`gnntrack train` errors at the edge (bad config keys, missing data directories); the shipped
-experiment files load and validate."""
+experiment files load and validate; the run directory's lifecycle (a rerun of a finished run, a
+second process on a busy directory, an edited config.json, a full disk) ends in the right result
+or one clear line."""
 
+import errno
+import json
+import shutil
+import socket
 from pathlib import Path
 
 import pytest
 
 from gnntrack.cli import main
+from gnntrack.io.lock import LOCK_FILE_NAME
+from tests.io.test_lock import holder  # noqa: F401 - a fixture: a process holding a directory's lock
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "experiments" / "smoke.py"
@@ -76,3 +84,92 @@ def test_impossible_setting_stops_before_any_work(tmp_path, capsys, override, me
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()  # refused before data, checkpoints or logs are written
+
+
+# --- the run directory's lifecycle: reruns, locks, edited configs, full disks -----------------
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, compilation_cache):
+    """A finished smoke run made by `gnntrack train`: (run directory, data cache)."""
+    root = tmp_path_factory.mktemp("finished")
+    assert main(["train", "--config", str(SMOKE), "--workdir", str(root / "run"), "--no-progress",
+                 f"--config.data.cache_dir={root / 'cache'}"]) == 0
+    return root / "run", root / "cache"
+
+
+def _copy_run(finished, tmp_path):
+    run, cache = finished
+    shutil.copytree(run, tmp_path / "run")
+    return tmp_path / "run", cache
+
+
+def _train(run, cache, *extra):
+    return main(["train", "--config", str(SMOKE), "--workdir", str(run), "--no-progress",
+                 f"--config.data.cache_dir={cache}", *extra])
+
+
+def test_rerunning_a_finished_run_keeps_its_results(finished, tmp_path, capsys):
+    # used to rewrite result.json with loss NaN and no val_* keys, drop report.md's validation
+    # row and append a second test record to metrics.jsonl
+    run, cache = _copy_run(finished, tmp_path)
+    before = {name: (run / name).read_bytes() for name in ("result.json", "report.md", "metrics.jsonl")}
+    capsys.readouterr()
+    assert _train(run, cache) == 0
+    out = capsys.readouterr().out.strip()
+    assert len(out.splitlines()) == 1 and "complete" in out and str(run) in out
+    for name, data in before.items():
+        assert (run / name).read_bytes() == data, name
+
+
+def test_a_second_train_on_a_busy_workdir_stops_at_once(tmp_path, capsys, holder):
+    proc = holder(tmp_path / "run")
+    code = main(["train", "--config", str(SMOKE), "--workdir", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert f"pid {proc.pid} on {socket.gethostname()}" in err
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [LOCK_FILE_NAME]  # nothing else written
+
+
+def test_a_workdir_that_is_a_file_is_one_clear_error(tmp_path, capsys):
+    (tmp_path / "run").write_text("not a directory")
+    assert main(["train", "--config", str(SMOKE), "--workdir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--workdir" in err and "not a directory" in err
+
+
+def test_an_edited_config_json_that_no_longer_fits_the_checkpoint(finished, tmp_path, capsys):
+    # used to end in orbax/flax shape errors when resuming with the run's own config.json
+    run, cache = _copy_run(finished, tmp_path)
+    (run / "result.json").unlink()  # not complete: the resume restores the checkpoint
+    config = json.loads((run / "config.json").read_text())
+    config["model"]["hidden"] = 16
+    (run / "config.json").write_text(json.dumps(config))
+    capsys.readouterr()
+    assert main(["train", "--config", str(run / "config.json"), "--workdir", str(run), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert str(run / "config.json") in err and "in the checkpoint but" in err and "(8," in err and "16" in err
+
+
+def test_a_full_disk_while_saving_a_checkpoint_is_one_line(tmp_path, capsys, monkeypatch, finished):
+    from orbax.checkpoint._src.handlers import json_checkpoint_handler as jh
+
+    _, cache = finished
+    original, calls = jh.JsonCheckpointHandler._save_fn, []
+
+    async def save_fn(self, x, directory):  # the second checkpoint (step 3) finds the disk full
+        calls.append(directory)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device", str(directory))
+        return await original(self, x, directory)
+
+    monkeypatch.setattr(jh.JsonCheckpointHandler, "_save_fn", save_fn)
+    assert _train(tmp_path / "run", cache) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert str(tmp_path / "run" / "checkpoints") in err and "no space left on device" in err
+    monkeypatch.undo()
+    from gnntrack.train.checkpoint import Checkpointer
+
+    with Checkpointer(tmp_path / "run" / "checkpoints", read_only=True) as ck:
+        assert ck.restore_newest().step == 2  # the earlier checkpoint is intact
