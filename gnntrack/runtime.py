@@ -21,17 +21,32 @@ glibc reads tunables only at process start, from the environment variable GLIBC_
 the `gnntrack` command (`entry_point`) re-executes itself once with the variable set, and the
 subprocesses gnntrack starts get it in their environment (`allocator_env`). Off Linux/glibc, with
 transparent huge pages disabled by the system, or with `GNNTRACK_HOST_ALLOCATOR=default`, nothing
-changes. Library code never re-executes anything: only the command-line entry point does.
+changes. Library code never re-executes anything: only the command-line entry point does. The
+re-executed command is the same process (same PID, `execve`), so there is no wrapper process
+between a terminal and the command: Ctrl-C and kill reach the command itself.
+
+Worker processes (sweep workers, `--num-processes` processes, device-study runs) stop when the
+process that started them dies, also by kill -9: `child_env` names the starting process and the
+worker calls `stop_with_parent` (Linux: a parent-death signal; elsewhere, and as a backstop, a
+thread that watches the parent). After Ctrl-C a command ends with `exit_after_interrupt`.
 """
 
 from __future__ import annotations
 
+import atexit
+import ctypes
 import os
 import platform
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import NoReturn
 
 ENV_VAR = "GNNTRACK_HOST_ALLOCATOR"   # "default": leave glibc's malloc alone
+PARENT_ENV_VAR = "GNNTRACK_PARENT_PID"  # set by child_env: the process a worker must not outlive
+INTERRUPTED = 130                       # exit status after Ctrl-C (128 + SIGINT), as shells report it
 TUNABLE = "glibc.malloc.hugetlb=1"     # glibc >= 2.35; older versions ignore it
 _THP_MODE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
@@ -88,9 +103,11 @@ def _without_tunable(environ) -> dict[str, str]:
 
 def child_env(environ=None) -> dict[str, str]:
     """Environment for a Python worker gnntrack starts: `allocator_env(environ)` plus this
-    process's sys.path ahead of PYTHONPATH, so the worker imports the same gnntrack."""
+    process's sys.path ahead of PYTHONPATH, so the worker imports the same gnntrack, and this
+    process's PID, so that the worker can stop when this process dies (`stop_with_parent`)."""
     env = allocator_env(environ)
     env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] + [env.get("PYTHONPATH", "")])
+    env[PARENT_ENV_VAR] = str(os.getpid())
     return env
 
 
@@ -120,3 +137,108 @@ def reexec_with_hugepages(enable: bool = True) -> None:
         os.execve(sys.executable, argv, env)
     except OSError:  # cannot re-execute (unusual sandbox): run as we are
         return
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker processes and interrupts
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this PID exists on this machine (a zombie counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _set_parent_death_signal(signum: int) -> bool:
+    """Linux: asks the kernel to send `signum` to this process when its parent dies. False
+    where that is not available (then only the watching thread of `stop_with_parent` acts)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def stop_with_parent(signum: int = signal.SIGTERM, *, grace_s: float = 30.0, poll_s: float = 1.0) -> bool:
+    """In a worker started with `child_env`: sends `signum` to this process when the process
+    that started it dies (also by kill -9), so that no orphaned worker goes on working.
+
+    Linux gives the parent-death signal (prctl PR_SET_PDEATHSIG); a daemon thread also checks the
+    parent every `poll_s` seconds (other systems; a parent that died before the prctl call; a
+    wrapper process in between) and, if `signum` did not end the process within `grace_s`
+    seconds (a handler that got stuck), ends it with os._exit. Choose a `signum` whose action
+    suits the worker: SIGKILL where an immediate stop is safe (writes are atomic), SIGTERM with
+    a handler that stops cleanly. The kernel sends the parent-death signal when the *thread*
+    that started the worker ends, so start workers from a thread that outlives them (gnntrack's
+    launchers wait for their workers in the thread that started them).
+
+    Returns False (and does nothing) when this process was not started with child_env. The
+    variable is removed from this process's environment, so that its own children do not
+    inherit it.
+    """
+    value = os.environ.pop(PARENT_ENV_VAR, "")
+    if not value.isdigit():
+        return False
+    parent = int(value)
+    direct = os.getppid() == parent  # else a wrapper process sits in between (or the parent is gone)
+    if direct:
+        _set_parent_death_signal(signum)
+
+    def parent_gone() -> bool:
+        # re-parented (to init or a subreaper) once the parent died; through a wrapper: by its PID
+        return os.getppid() != parent if direct else not pid_alive(parent)
+
+    def watch() -> None:
+        while not parent_gone():
+            time.sleep(poll_s)
+        os.kill(os.getpid(), signum)
+        time.sleep(grace_s)
+        os._exit(128 + int(signum))
+
+    threading.Thread(target=watch, name="gnntrack-parent-watch", daemon=True).start()
+    return True
+
+
+def exit_after_interrupt(code: int = INTERRUPTED) -> NoReturn:
+    """Ends this process after Ctrl-C (or another stop request) without the interpreter's
+    teardown: runs the atexit handlers, flushes stdout/stderr and leaves with os._exit(code).
+
+    Why: Ctrl-C interrupts the *wait* for an XLA compilation, not the compilation, which goes on
+    in a thread of the XLA client. The interpreter's teardown then destroys the client under that
+    thread, and the process dies with a segmentation fault (jaxlib 0.10). By the time a command
+    gets here its own clean-up has run (`finally` blocks, trials re-queued, workers stopped), and
+    everything it writes is written atomically, so nothing is lost by leaving the rest to the OS.
+    The XLA clients are held while the atexit handlers run (jax's own handler drops its
+    references to them), so that none is destroyed there either.
+    """
+    clients = _xla_clients()
+    try:
+        atexit._run_exitfuncs()  # what a normal exit runs: e.g. event-file writers flush and close
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        os._exit(code)  # `clients` is still referenced here: no client is destroyed
+
+
+def _xla_clients() -> list:
+    """The XLA clients this process has created ([] when it has not imported jax)."""
+    if "jax" not in sys.modules:
+        return []
+    try:
+        from jax._src import xla_bridge  # no public way to ask without creating a client
+
+        return list(xla_bridge.backends().values()) if xla_bridge.backends_are_initialized() else []
+    except Exception:  # another jax version: nothing to hold (the teardown is skipped anyway)
+        return []

@@ -4,8 +4,10 @@ at process start)."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -109,3 +111,54 @@ def test_child_env_puts_this_process_path_first(monkeypatch):
     assert env["PYTHONPATH"].split(os.pathsep)[-1] == "/elsewhere"
     assert [p for p in sys.path if p][0] == env["PYTHONPATH"].split(os.pathsep)[0]
     assert runtime.active(env)
+
+
+# A `gnntrack` command whose run() compiles a jitted function that takes seconds to compile (a long
+# chain of small matmuls; ~4 s on the 2-core dev machine), announcing the compilation on stdout;
+# it runs through the real entry point.
+_COMPILING_COMMAND = r"""
+import sys, types
+from gnntrack import cli
+
+def run(args):
+    import jax, jax.numpy as jnp
+
+    def f(x):
+        for i in range(150):
+            x = jnp.sin(x @ x.T) + i
+        return x
+    lowered = jax.jit(f).lower(jnp.ones((8, 8)))
+    print("compiling", flush=True)
+    lowered.compile()
+    print("compiled", flush=True)
+    return 0
+
+module = types.ModuleType("gnntrack.commands._compile_probe")
+module.HELP, module.add_arguments, module.run = "compile a function", lambda parser: None, run
+sys.modules[module.__name__] = module
+cli.VERBS["compile-probe"] = "_compile_probe"
+sys.argv = ["gnntrack", "compile-probe"]
+cli.entry_point()
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_during_an_xla_compilation_exits_130_with_one_line():
+    # Ctrl-C stops the wait for the compilation, not the compilation: the interpreter's teardown
+    # used to destroy the XLA client under the compiling thread (rc -11). The signal goes to the
+    # process group, as a terminal sends it.
+    proc = subprocess.Popen([sys.executable, "-c", _COMPILING_COMMAND], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert proc.stdout.readline().strip() == "compiling"
+        # lets XLA's compiling thread start (a signal during jax's own steps before it leaves no
+        # compilation behind); the assertions below hold however the timing falls
+        time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == runtime.INTERRUPTED, err[-3000:]
+    assert err.strip().splitlines() == ["gnntrack compile-probe: interrupted"] and "compiled" not in out
