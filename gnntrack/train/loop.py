@@ -493,6 +493,9 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, root: Path, workdir: 
             + (f"The last good checkpoint (step {good}) is kept in {ckpt_dir}. " if good is not None
                else "No checkpoint had been written yet. ")
             + "Lower optimizer.lr, set optimizer.clip_grad_norm, or check the input features.") from None
+    except BaseException:
+        writer.close(quiet=True)  # the error on its way out is the one to report (a full disk, say)
+        raise
     finally:
         bar.close()
         checkpointer.wait()

@@ -127,18 +127,57 @@ class MetricWriter:
                     continue
                 self._tb.add_scalar(_tb_tag(key), value, global_step=step)
 
-    def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()
-        if self._tb is not None:
-            self._tb.close()
-            self._tb = None
+    def close(self, *, quiet: bool = False) -> None:
+        """Closes both logs.
+
+        Args:
+          quiet: the run is ending on another error (a full disk, say), which is the one to report:
+            a failing final flush is dropped, and TensorBoard's writers are shut anyway so that
+            tensorboardX's exit hook does not retry the flush and print a traceback.
+        """
+        tb, self._tb = self._tb, None
+        for close in (self._file.close, getattr(tb, "close", None)):
+            if close is None:
+                continue
+            try:
+                close()
+            except OSError:
+                if not quiet:
+                    raise
+                if tb is not None:
+                    _shut_event_writers(tb)
 
     def __enter__(self) -> "MetricWriter":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _shut_event_writers(tb) -> None:
+    """Shuts a tensorboardX SummaryWriter's event files without writing what is still queued.
+
+    tensorboardX has no public way to drop unwritten events, so this reaches into its event
+    writers: their flush threads get a writer that discards, are stopped and joined (left running,
+    they print a traceback when the interpreter closes their queue), and each event writer is
+    marked closed so that tensorboardX's exit hook does not flush it again.
+    """
+    for file_writer in (getattr(tb, "all_writers", None) or {}).values():
+        events = file_writer.event_writer
+        worker = getattr(events, "_worker", None)
+        if worker is not None and worker.is_alive():
+            worker._record_writer = _DiscardingRecordWriter()  # noqa: SLF001
+            worker.stop()
+        events._closed = True  # noqa: SLF001
+    tb.file_writer = tb.all_writers = None
+
+
+class _DiscardingRecordWriter:
+    def write_event(self, event) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
 
 
 def _tb_tag(key: str) -> str:

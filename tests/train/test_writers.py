@@ -2,8 +2,12 @@
 
 import json
 import math
+import subprocess
+import sys
 
-from gnntrack.train.writers import MetricWriter, read_metrics, truncate_metrics
+import pytest
+
+from gnntrack.train.writers import METRICS_FILE_NAME, MetricWriter, read_metrics, truncate_metrics
 
 
 def test_records_and_tensorboard(tmp_path):
@@ -34,3 +38,33 @@ def test_fresh_run_starts_a_fresh_log(tmp_path):
     with MetricWriter(tmp_path, tensorboard=False) as w:
         w.write({"step": 1, "loss": 2.0})
     assert read_metrics(tmp_path / "metrics.jsonl") == [{"step": 1, "loss": 2.0}]
+
+
+_FULL_DISK_SCRIPT = """
+import errno, sys
+from gnntrack.train.writers import MetricWriter
+
+class FullDisk:  # stands in for the buffered event file on a full disk: writes buffer, flushes fail
+    def write(self, data): pass
+    def flush(self): raise OSError(errno.ENOSPC, "No space left on device")
+    close = flush
+
+writer = MetricWriter(sys.argv[1])
+writer.write({"step": 1, "loss": 0.5})
+for file_writer in writer._tb.all_writers.values():
+    file_writer.event_writer._ev_writer._py_recordio_writer._writer = FullDisk()
+writer.close(quiet=sys.argv[2] == "quiet")
+"""
+
+
+@pytest.mark.parametrize("mode", ["quiet", "loud"])
+def test_closing_on_a_full_disk(tmp_path, mode):
+    """A run that ends on another error closes its logs quietly: no traceback from TensorBoard's
+    flush thread or exit hook after the one-line error. An ordinary close still raises."""
+    proc = subprocess.run([sys.executable, "-c", _FULL_DISK_SCRIPT, str(tmp_path), mode],
+                          capture_output=True, text=True, timeout=120)
+    if mode == "quiet":
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    else:
+        assert proc.returncode == 1 and "No space left on device" in proc.stderr
+    assert read_metrics(tmp_path / METRICS_FILE_NAME)[0]["loss"] == 0.5
