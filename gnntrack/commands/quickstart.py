@@ -163,7 +163,12 @@ def run(args: argparse.Namespace) -> int:
             config.train.progress = False
     workdir = Path(args.workdir)
     result = train_and_evaluate(config, workdir, resume=args.resume)
-    report = write_report(workdir, result, title="gnntrack quickstart")
     print_summary(result, title="gnntrack quickstart")
+    if result.get("already_complete"):  # its report is already there; nothing was rewritten
+        print(f"{workdir}: the quickstart run is already complete (step {result['steps']} of "
+              f"{result['total_steps']}); its results are unchanged (--restart to start over)")
+        report = workdir / "report.md"
+    else:
+        report = write_report(workdir, result, title="gnntrack quickstart")
     print(f"report: {report}")
     return 0

@@ -36,3 +36,8 @@ def test_quickstart_reduced_writes_a_run_directory_and_report(tmp_path, capsys):
         assert (workdir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "efficiency" in out and "purity" in out  # the rich summary table
     assert str(workdir / "report.md") in out
+    # Run again: the finished run is left as it was, and the output says so.
+    before = {name: (workdir / name).read_bytes() for name in ("result.json", "report.md", "metrics.jsonl")}
+    assert main(["quickstart", "--workdir", str(workdir), "--no-progress", *TINY]) == 0
+    assert "already complete" in capsys.readouterr().out
+    assert {name: (workdir / name).read_bytes() for name in before} == before
