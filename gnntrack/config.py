@@ -6,15 +6,29 @@ Overrides use dotted paths relative to the config root (`--config.` prefix optio
 type-checked by ml_collections against the existing value; unknown keys raise a `ConfigError`
 naming the key and the closest known keys. A resolved config is saved with the run as JSON
 (`config.json`) and can be reloaded with `load_config` as well.
+
+Two kinds of keys are resolved as they are set:
+  * `imports`: modules (`my_pkg.models`) or `.py` files to import before anything is built, so
+    that models, messages or tasks registered there are known in every process that loads or
+    rebuilds the config (train, evaluate, sweep workers, study subprocesses). Files are resolved
+    relative to the experiment file and stored absolute.
+  * `<group>.name` of a group whose keys depend on the name (`model`): setting it
+    replaces the group by the new choice's defaults plus the values set away from the old
+    choice's defaults that the new choice also has (`swap_named_group`). Overrides set `imports`
+    first and names second, so `--config.model.name=X --config.model.hidden=32` works in either
+    order.
 """
 
 from __future__ import annotations
 
 import ast
 import difflib
+import hashlib
+import importlib
 import importlib.util
 import json
 import os
+import sys
 import traceback
 from pathlib import Path
 from typing import Any, Iterable
@@ -25,6 +39,7 @@ from gnntrack.errors import ConfigError, GnnTrackError, InputError
 from gnntrack.io.atomic import write_json_atomic
 
 CONFIG_FILE_NAME = "config.json"
+IMPORTS_KEY = "imports"
 
 
 def load_config(path: str | os.PathLike, overrides: Iterable[str] = (), *, arg: str | None = None
@@ -52,12 +67,89 @@ def load_config(path: str | os.PathLike, overrides: Iterable[str] = (), *, arg: 
         config = ml_collections.ConfigDict(_read_json(path))
         _retype_flexible_fields(config)
     elif path.suffix == ".py":
-        config = _load_python_config(path, arg)
+        config = _load_python_config(path.resolve(), arg)
     else:
         raise InputError(f"config file must be .py (get_config) or .json: {path}")
     config.lock()
-    apply_overrides(config, overrides)
+    base_dir = path.resolve().parent
+    resolve_imports(config, base_dir)
+    apply_overrides(config, overrides, base_dir=base_dir)
     return config
+
+
+def resolve_imports(config: ml_collections.ConfigDict, base_dir: str | os.PathLike | None = None) -> None:
+    """Makes the file paths in `config.imports` absolute (relative ones are taken relative to
+    `base_dir`, default the working directory) and imports every entry (`import_plugins`)."""
+    if IMPORTS_KEY not in config:
+        return
+    entries = config[IMPORTS_KEY]
+    if isinstance(entries, str) or not isinstance(entries, (list, tuple)):
+        raise ConfigError(f"config key '{IMPORTS_KEY}' must be a list of module names or .py files, "
+                          f"got {entries!r}")
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    resolved = [str((base / e).resolve()) if _is_file_entry(e) else e for e in entries]
+    if list(entries) != resolved:
+        config[IMPORTS_KEY] = type(entries)(resolved)
+    import_plugins(config)
+
+
+# Entries imported in this process (module names, absolute file paths).
+_IMPORTED: set[str] = set()
+
+
+def _is_file_entry(entry: Any) -> bool:
+    return isinstance(entry, str) and (entry.endswith(".py") or "/" in entry or os.sep in entry)
+
+
+def import_plugins(config: ml_collections.ConfigDict) -> None:
+    """Imports every module name or `.py` file listed in `config.imports` (once per process).
+
+    A missing module or file is a ConfigError naming it; an error raised by the imported code is
+    an InputError showing its traceback from that file on.
+    """
+    entries = config.get(IMPORTS_KEY, None) or ()
+    for entry in entries:
+        if not isinstance(entry, str) or not entry:
+            raise ConfigError(f"config key '{IMPORTS_KEY}' must hold module names or .py file paths, "
+                              f"got {entry!r}")
+        key = str(Path(entry).resolve()) if _is_file_entry(entry) else entry
+        if key not in _IMPORTED:
+            (_import_file if _is_file_entry(entry) else _import_module)(key)
+            _IMPORTED.add(key)
+
+
+def _import_file(path: str) -> None:
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"config key '{IMPORTS_KEY}': file not found: {file}{_closest_file_hint(file)}")
+    # One module per file, named after its absolute path: a second import in this process would
+    # run its registrations again, and the classes defined there get a stable module name.
+    name = f"_gnntrack_import_{file.stem}_{hashlib.sha1(path.encode()).hexdigest()[:8]}"
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except GnnTrackError:
+        del sys.modules[name]
+        raise
+    except Exception as exc:
+        del sys.modules[name]
+        raise InputError(_user_code_error(file, "", exc, what_file="imported file")) from None
+
+
+def _import_module(name: str) -> None:
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
+            raise ConfigError(f"config key '{IMPORTS_KEY}': no module named {name!r} (list an "
+                              f"importable module or a .py file)") from None
+        raise InputError(_user_code_error(Path(name), "", exc, what_file="imported module")) from None
+    except GnnTrackError:
+        raise
+    except Exception as exc:
+        raise InputError(_user_code_error(Path(name), "", exc, what_file="imported module")) from None
 
 
 # Keys whose defaults accept values of several types (declared with an `object`-typed
@@ -118,7 +210,7 @@ def _load_python_config(path: Path, arg: str | None) -> ml_collections.ConfigDic
     return config
 
 
-def _user_code_error(path: Path, what: str, exc: Exception) -> str:
+def _user_code_error(path: Path, what: str, exc: Exception, what_file: str = "config file") -> str:
     """`config file PATH: <what>Type: message`, then the traceback from the config file's first
     frame on (the frames of gnntrack and importlib that ran it are left out; so is a
     "Traceback" header, the exception line being the first line). A SyntaxError shows its line."""
@@ -132,11 +224,17 @@ def _user_code_error(path: Path, what: str, exc: Exception) -> str:
             tb = tb.tb_next
         frames = traceback.format_tb(tb)
     body = "".join(frames).rstrip("\n")
-    return f"config file {path}: {what}{head}" + (f"\n{body}" if body else "")
+    return f"{what_file} {path}: {what}{head}" + (f"\n{body}" if body else "")
 
 
-def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str]) -> None:
-    """Applies `a.b=value` overrides in place; unknown keys raise ConfigError."""
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str], *,
+                    base_dir: str | os.PathLike | None = None) -> None:
+    """Applies `a.b=value` overrides in place; unknown keys raise ConfigError.
+
+    `imports` is set (and imported, files relative to `base_dir`) first and the names of named
+    groups (`model.name`, ...) second, so that the other keys find the groups they belong to.
+    """
+    parsed = []
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep:
@@ -144,7 +242,60 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str])
         key = key.strip().lstrip("-")
         if key.startswith("config."):
             key = key[len("config."):]
-        set_by_path(config, key, parse_value(raw))
+        parsed.append((key, parse_value(raw)))
+
+    def rank(item):
+        key = item[0]
+        return 0 if key == IMPORTS_KEY else 1 if _named_group_of(key) else 2
+
+    for key, value in sorted(parsed, key=rank):  # stable: same-rank overrides keep their order
+        set_by_path(config, key, value)
+        if key == IMPORTS_KEY:
+            resolve_imports(config, base_dir)
+
+
+# Groups whose keys depend on their `name`.
+NAMED_GROUPS = ("model",)
+
+
+def _named_group_of(dotted_key: str) -> str | None:
+    group, _, leaf = dotted_key.partition(".")
+    return group if leaf == "name" and group in NAMED_GROUPS else None
+
+
+def named_group_defaults(group: str, name: str) -> ml_collections.ConfigDict:
+    """The default config group of choice `name` of named group `group` (ConfigError if unknown)."""
+    assert group in NAMED_GROUPS, group
+    # Imported here: the registry loads JAX and Flax, which reading a config does not need.
+    from gnntrack.nn.registry import default_model_config  # noqa: PLC0415
+
+    return default_model_config(name)
+
+
+def swap_named_group(old: ml_collections.ConfigDict, new_defaults: ml_collections.ConfigDict,
+                     old_defaults: ml_collections.ConfigDict | None) -> ml_collections.ConfigDict:
+    """`new_defaults` plus every value of `old` that differs from `old_defaults` (what the
+    experiment or the user set) under a key `new_defaults` also has; `name` comes from the new.
+
+    With `old_defaults` None (the old choice is not registered here), every shared key is kept.
+    """
+    for key in old.keys():
+        if key == "name" or key not in new_defaults:
+            continue
+        value = old[key]
+        if old_defaults is not None and key in old_defaults and _same(value, old_defaults[key]):
+            continue
+        set_by_path(new_defaults, key, value.to_dict() if isinstance(value, ml_collections.ConfigDict)
+                    else value)
+    return new_defaults
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, ml_collections.ConfigDict) and isinstance(b, ml_collections.ConfigDict):
+        return a.to_dict() == b.to_dict()
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return list(a) == list(b)
+    return type(a) is type(b) and a == b
 
 
 def parse_value(raw: str) -> Any:
@@ -174,7 +325,10 @@ def set_by_path(config: ml_collections.ConfigDict, dotted_key: str, value: Any) 
                 f"unknown config key '{dotted_key}': no '{part}'{where}"
                 + (f"; did you mean {', '.join(repr(h) for h in hint)}?" if hint else
                    f"; known keys: {', '.join(sorted(known))}" if known else ""))
-        if depth == len(parts) - 1:
+        if depth == len(parts) - 1 and depth == 1 and _named_group_of(dotted_key) \
+                and isinstance(node, ml_collections.ConfigDict) and value != node[part]:
+            _set_named_group(config, parts[0], value)
+        elif depth == len(parts) - 1:
             old = node[part]
             value = _coerce(value, old, dotted_key)
             try:
@@ -183,6 +337,22 @@ def set_by_path(config: ml_collections.ConfigDict, dotted_key: str, value: Any) 
                 raise ConfigError(f"bad value for config key '{dotted_key}': {exc}") from exc
         else:
             node = node[part]
+
+
+def _set_named_group(config: ml_collections.ConfigDict, group: str, name: Any) -> None:
+    """`config.<group>.name = name`, swapping the whole group (`swap_named_group`)."""
+    if not isinstance(name, str):
+        raise ConfigError(f"config key '{group}.name' must be a string, got {name!r}")
+    import_plugins(config)  # a worker rebuilding a config: the new name may live in a plugin
+    old = config[group]
+    try:
+        old_defaults = named_group_defaults(group, old.get("name"))
+    except ConfigError:
+        old_defaults = None
+    new = swap_named_group(old, named_group_defaults(group, name), old_defaults)
+    if config.is_locked:
+        new.lock()
+    config[group] = new
 
 
 def _coerce(value: Any, old: Any, key: str) -> Any:

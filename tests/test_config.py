@@ -119,3 +119,93 @@ def test_malformed_json_config_names_file_and_line(tmp_path):
     path.write_text('{"seed": 1,\n "lr": }\n')
     with pytest.raises(InputError, match=rf"^{path}: not valid JSON \(line 2, column 8: Expecting value\)"):
         load_config(tmp_path)
+
+
+# --- named groups (model.name swaps the model group) and imports ---------------------------------
+
+SMOKE = __import__("pathlib").Path(__file__).resolve().parents[1] / "experiments" / "smoke.py"
+
+
+@pytest.mark.parametrize("order", ["name_first", "name_last"])
+def test_model_name_override_swaps_the_group_in_either_order(order):
+    # the segment classifier's leftover keys used to make the interaction network fail
+    overrides = ["--config.model.name=interaction_network", "--config.model.edge_out=8"]
+    config = load_config(SMOKE, overrides if order == "name_first" else overrides[::-1])
+    model = config.model
+    assert model.name == "interaction_network" and model.edge_out == 8
+    assert "impl" not in model and "edge_layers" not in model  # the old model's keys are gone
+    assert model.hidden == 8      # smoke.py set it away from the segment classifier's default: kept
+    assert model.message == "sum_incoming"  # left at the old model's default: the new default
+    from gnntrack.train.defaults import validate_config
+
+    validate_config(config)
+
+
+def test_an_unknown_model_name_override_names_the_known_models():
+    with pytest.raises(ConfigError, match="unknown model 'nope'.*available: .*interaction_network"):
+        load_config(SMOKE, ["--config.model.name=nope"])
+
+
+PLUGIN = '''
+import flax.linen as nn
+import ml_collections
+from gnntrack.nn import register_model
+
+def default_config():
+    return ml_collections.ConfigDict(dict(name="plugin_edge_mlp", hidden=4))
+
+@register_model("plugin_edge_mlp", default_config)
+class PluginEdgeMLP(nn.Module):
+    hidden: int = 4
+
+    @nn.compact
+    def __call__(self, graph, train=False):
+        x = nn.tanh(nn.Dense(self.hidden)(graph.nodes))
+        pair = x[graph.senders] + x[graph.receivers]
+        return nn.Dense(1)(pair)[:, 0]
+'''
+
+PLUGIN_EXPERIMENT = f'''
+import runpy
+smoke = runpy.run_path({str(SMOKE)!r})
+
+def get_config():
+    config = smoke["get_config"]()
+    config.imports = ("plugins/edge_mlp.py",)
+    return config
+'''
+
+
+def write_plugin_experiment(root):
+    """An experiment file in `root` importing a model registered in `root`/plugins/edge_mlp.py."""
+    (root / "plugins").mkdir(parents=True, exist_ok=True)
+    (root / "plugins" / "edge_mlp.py").write_text(PLUGIN)
+    (root / "exp.py").write_text(PLUGIN_EXPERIMENT)
+    return root / "exp.py"
+
+
+def test_imports_resolve_relative_to_the_experiment_and_are_stored_absolute(tmp_path, monkeypatch):
+    exp = write_plugin_experiment(tmp_path / "project")
+    monkeypatch.chdir(tmp_path)  # not the experiment's directory
+    config = load_config(exp, ["--config.model.name=plugin_edge_mlp", "--config.model.hidden=6"])
+    plugin = str((tmp_path / "project" / "plugins" / "edge_mlp.py").resolve())
+    assert list(config.imports) == [plugin]
+    assert config.model.to_dict() == {"name": "plugin_edge_mlp", "hidden": 6}
+    save_config(config, tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["imports"] == [plugin]
+    assert load_config(tmp_path / "run").model.hidden == 6
+
+
+def test_a_missing_import_is_a_config_error_naming_it(tmp_path):
+    exp = write_plugin_experiment(tmp_path)
+    with pytest.raises(ConfigError, match=r"config key 'imports': file not found: .*nothere\.py"):
+        load_config(exp, ["--config.imports=['nothere.py']"])
+    with pytest.raises(ConfigError, match="config key 'imports': no module named 'no_such_pkg.models'"):
+        load_config(exp, ["--config.imports=['no_such_pkg.models']"])
+
+
+def test_an_error_in_an_imported_file_shows_its_line(tmp_path):
+    exp = write_plugin_experiment(tmp_path)
+    (tmp_path / "broken.py").write_text("x = 1\nraise RuntimeError('plugin broke')\n")
+    with pytest.raises(InputError, match=r"imported file .*broken\.py: RuntimeError: plugin broke"):
+        load_config(exp, ["--config.imports=['broken.py']"])

@@ -85,8 +85,10 @@ def report_markdown(result: dict, config, *, title: str, plots: dict[str, str]) 
               + (f", pileup {data.simulation.pileup:g}, seed {data.seed}" if data.source == "simulate" else ""),
               f"- graphs: selection {config.graph.selection}, pT > {config.graph.pt_min:g} GeV, "
               f"{config.graph.n_phi_sections} x {config.graph.n_eta_sections} sections",
-              f"- model: {config.model.name}, hidden {config.model.hidden}, {config.model.n_iters} iterations, "
-              f"{result.get('n_params', 0):,} parameters",
+              f"- model: {config.model.name}, "  # a registered model may have neither key
+              + "".join(f"{label.format(config.model[key])}, " for key, label in
+                        (("hidden", "hidden {}"), ("n_iters", "{} iterations")) if key in config.model)
+              + f"{result.get('n_params', 0):,} parameters",
               f"- optimizer: {config.optimizer.name}, lr {config.optimizer.lr:g} ({config.optimizer.schedule}), "
               f"{config.batching.graphs_per_step} graphs per step",
               f"- steps: {result.get('steps')} of {result.get('total_steps')}; best {config.train.best_metric} "

@@ -1,8 +1,9 @@
-"""gnntrack.nn: message-function registry and edge-classifying graph networks (Flax Linen)."""
+"""gnntrack.nn: model and message-function registries and the built-in graph networks (Flax Linen)."""
 
-from gnntrack.nn.models import (SegmentClassifier, InteractionNetwork, build_model, count_params,
-                                default_model_config)
-from gnntrack.nn.registry import available_messages, get_message, register_message
+from gnntrack.nn.models import SegmentClassifier, InteractionNetwork, count_params
+from gnntrack.nn.registry import (available_messages, available_models, build_model, default_model_config,
+                                  get_message, register_message, register_model)
 
 __all__ = ["SegmentClassifier", "InteractionNetwork", "build_model", "count_params",
-           "default_model_config", "available_messages", "get_message", "register_message"]
+           "default_model_config", "available_messages", "available_models", "get_message",
+           "register_message", "register_model"]

@@ -6,7 +6,7 @@ modules are pure functions `model.apply({"params": p}, graph)` in the same funct
 jraph. NNX's mutable objects would have to be split/merged at every one of those boundaries.
 
     config = default_model_config("segment_classifier")    # ml_collections.ConfigDict
-    model = build_model(config)
+    model = build_model(config)                            # both from gnntrack.nn.registry
     params = model.init(jax.random.key(0), graph)["params"]
     logits = model.apply({"params": params}, graph)         # float32 [E_pad]
 
@@ -24,12 +24,12 @@ import jax.numpy as jnp
 import jraph
 import ml_collections
 
-from gnntrack.config import check_known_keys
 from gnntrack.errors import ConfigError
 from gnntrack.nn.layers import MLP, gather_rows, get_activation, get_dtype
-from gnntrack.nn.registry import get_message
+from gnntrack.nn.registry import build_model, default_model_config, get_message, register_model
 
-MODEL_NAMES = ("segment_classifier", "interaction_network")
+__all__ = ["SegmentClassifier", "InteractionNetwork", "build_model", "default_model_config",
+           "count_params", "cpu_kernels_label", "resolve_cpu_kernels", "remat_mode"]
 EDGE_CHUNK = 2048  # rows per cache-resident block in impl="fast" (see layers.MLP.chunk_size)
 IMPLS = ("reference", "fast")
 CPU_KERNEL_CHOICES = ("auto", "xla", "fused")  # model.cpu_kernels; see resolve_cpu_kernels
@@ -108,6 +108,43 @@ def remat_mode(value) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # HEP.TrkX segment classifier (Farrell et al. 2018; sparse version of Exa.TrkX's gnn_sparse).
+
+
+def segment_classifier_config() -> ml_collections.ConfigDict:
+    """Defaults of `model.name = "segment_classifier"` (the published HEP.TrkX setting)."""
+    return ml_collections.ConfigDict(dict(
+        name="segment_classifier", hidden=64, n_iters=8, message="bidirectional_weighted_sum",
+        activation="tanh", layer_norm=True, edge_layers=3, node_layers=4,
+        use_edge_features=False, impl="fast", compute_dtype="float32", cpu_kernels="auto",
+        # False | True | "none" | "mlp" | "iteration": typed `object` so a boolean default
+        # can still be overridden with a string (--config.model.remat=iteration).
+        remat=ml_collections.FieldReference(False, field_type=object)))
+
+
+def _check_common(values: ml_collections.ConfigDict) -> dict:
+    """Checks the keys both built-in models share; returns the group without `name` as a dict."""
+    get_message(values.message)
+    get_activation(values.activation)
+    get_dtype(values.compute_dtype)
+    for key in ("hidden", "n_iters"):
+        if not isinstance(values[key], int) or values[key] < (1 if key == "hidden" else 0):
+            raise ConfigError(f"config key 'model.{key}' must be a positive integer, got {values[key]!r}")
+    fields = values.to_dict()
+    del fields["name"]
+    return fields
+
+
+@register_model("segment_classifier", segment_classifier_config)
+def build_segment_classifier(values: ml_collections.ConfigDict) -> "SegmentClassifier":
+    """The segment classifier of a complete `model` group (checked: impl, remat, cpu_kernels)."""
+    fields = _check_common(values)
+    if values.impl not in IMPLS:
+        raise ConfigError(f"unknown model.impl {values.impl!r}; available: {', '.join(IMPLS)}")
+    remat_mode(values.remat)
+    if values.cpu_kernels not in CPU_KERNEL_CHOICES:
+        raise ConfigError(f"unknown model.cpu_kernels {values.cpu_kernels!r}; "
+                          f"available: {', '.join(CPU_KERNEL_CHOICES)}")
+    return SegmentClassifier(**fields)
 
 
 class SegmentClassifier(nn.Module):
@@ -362,6 +399,20 @@ TABLE_MESSAGES = {"bidirectional_weighted_sum": weighted_bidirectional_sum}
 # interaction networks"): 6,448 parameters at hidden 40 with 3 node and 4 edge features.
 
 
+def interaction_network_config() -> ml_collections.ConfigDict:
+    """Defaults of `model.name = "interaction_network"` (DeZoort et al.'s small model)."""
+    return ml_collections.ConfigDict(dict(
+        name="interaction_network", hidden=40, n_iters=1, message="sum_incoming",
+        activation="relu", layer_norm=False, relational_layers=2, object_layers=2, edge_out=4,
+        node_out=3, compute_dtype="float32"))
+
+
+@register_model("interaction_network", interaction_network_config)
+def build_interaction_network(values: ml_collections.ConfigDict) -> "InteractionNetwork":
+    """The interaction network of a complete `model` group."""
+    return InteractionNetwork(**_check_common(values))
+
+
 class InteractionNetwork(nn.Module):
     """Relational MLP on [x_s, x_r, e] -> edge messages; object MLP on [x, message(x, e)] -> x';
     `n_iters` such rounds (own weights each); edge classifier on [x'_s, x'_r, e'] -> logits [E]."""
@@ -398,54 +449,6 @@ class InteractionNetwork(nn.Module):
         logits = MLP([self.hidden] * self.relational_layers + [1], self.activation, self.layer_norm,
                      False, dtype, name="classifier")(edge_parts(x, e))
         return logits[:, 0].astype(jnp.float32)
-
-
-# ---------------------------------------------------------------------------------------------
-# Configs.
-
-
-def default_model_config(name: str = "segment_classifier") -> ml_collections.ConfigDict:
-    """Default hyper-parameters of model `name` (a ConfigDict with a `name` key)."""
-    if name == "segment_classifier":
-        return ml_collections.ConfigDict(dict(
-            name=name, hidden=64, n_iters=8, message="bidirectional_weighted_sum",
-            activation="tanh", layer_norm=True, edge_layers=3, node_layers=4,
-            use_edge_features=False, impl="fast", compute_dtype="float32", cpu_kernels="auto",
-            # False | True | "none" | "mlp" | "iteration": typed `object` so a boolean default
-            # can still be overridden with a string (--config.model.remat=iteration).
-            remat=ml_collections.FieldReference(False, field_type=object)))
-    if name == "interaction_network":
-        return ml_collections.ConfigDict(dict(
-            name=name, hidden=40, n_iters=1, message="sum_incoming", activation="relu",
-            layer_norm=False, relational_layers=2, object_layers=2, edge_out=4, node_out=3,
-            compute_dtype="float32"))
-    raise ConfigError(f"unknown model {name!r} (config key 'model.name'); "
-                      f"available: {', '.join(MODEL_NAMES)}")
-
-
-def build_model(model_config: ml_collections.ConfigDict | dict) -> nn.Module:
-    """The Flax module described by `model_config` (validated: unknown keys/names -> ConfigError)."""
-    cfg = dict(model_config)
-    name = cfg.get("name", "segment_classifier")
-    reference = default_model_config(name)
-    check_known_keys(ml_collections.ConfigDict(cfg), reference, where="model")
-    values = {**reference.to_dict(), **cfg}
-    del values["name"]
-    get_message(values["message"])
-    get_activation(values["activation"])
-    get_dtype(values["compute_dtype"])
-    for key in ("hidden", "n_iters"):
-        if not isinstance(values[key], int) or values[key] < (1 if key == "hidden" else 0):
-            raise ConfigError(f"config key 'model.{key}' must be a positive integer, got {values[key]!r}")
-    if name == "segment_classifier":
-        if values["impl"] not in IMPLS:
-            raise ConfigError(f"unknown model.impl {values['impl']!r}; available: {', '.join(IMPLS)}")
-        remat_mode(values["remat"])
-        if values["cpu_kernels"] not in CPU_KERNEL_CHOICES:
-            raise ConfigError(f"unknown model.cpu_kernels {values['cpu_kernels']!r}; "
-                              f"available: {', '.join(CPU_KERNEL_CHOICES)}")
-        return SegmentClassifier(**values)
-    return InteractionNetwork(**values)
 
 
 def count_params(params) -> int:

@@ -1,4 +1,21 @@
-"""Message/aggregation functions, registered by name and selected by `model.message` in a config.
+"""Models and message functions, registered by name and selected by `model.name` / `model.message`.
+
+Models: a Flax module class (or a factory `fn(model_config) -> nn.Module`) registered with the
+function returning its default config group, kept next to the model (init2winit's habit):
+
+    def default_config():
+        return ml_collections.ConfigDict(dict(name="my_model", hidden=32))
+
+    @register_model("my_model", default_config)
+    class MyModel(nn.Module):
+        hidden: int = 32
+        @nn.compact
+        def __call__(self, graph, train=False): ...   # outputs for the task, e.g. logits [E]
+
+`build_model(config.model)` checks the group's keys against the model's defaults and calls the
+class with every key but `name` (a factory gets the whole group, defaults filled in).
+Setting `model.name` in a config swaps the whole `model` group (`gnntrack.config.set_by_path`).
+A model registered in an experiment file reaches other processes through `config.imports`.
 
 A message function turns node features and per-edge values into per-node aggregated messages:
 
@@ -26,12 +43,81 @@ never mixes padding into real nodes. Adding one is one function plus one decorat
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 
+from gnntrack.config import check_known_keys
 from gnntrack.errors import ConfigError
+
+ModelDefaults = Callable[[], ml_collections.ConfigDict]
+_MODELS: dict[str, tuple[Callable, ModelDefaults]] = {}
+
+
+def register_model(name: str, default_config: ModelDefaults) -> Callable:
+    """Decorator registering a Flax module class or a factory `fn(model_config) -> nn.Module` as
+    model `name`; `default_config()` returns its config group (with `name` = `name`).
+
+    Re-registering a name replaces the earlier model (handy in notebooks).
+    """
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"model name must be a non-empty string, got {name!r}")
+    if not callable(default_config):
+        raise ConfigError(f"register_model({name!r}, default_config): default_config must be a "
+                          f"function returning the model's ConfigDict group")
+
+    def decorator(model):
+        _MODELS[name] = (model, default_config)
+        return model
+
+    return decorator
+
+
+def available_models() -> list[str]:
+    """Names of all registered models, in registration order (the built-in ones first)."""
+    return list(_MODELS)
+
+
+def _lookup_model(name: str) -> tuple[Callable, ModelDefaults]:
+    try:
+        return _MODELS[name]
+    except (KeyError, TypeError):
+        raise ConfigError(f"unknown model {name!r} (config key 'model.name'); available: "
+                          f"{', '.join(available_models())}; a model registered in another file "
+                          f"is found when the config lists that file in 'imports'") from None
+
+
+def default_model_config(name: str = "segment_classifier") -> ml_collections.ConfigDict:
+    """A fresh copy of model `name`'s default config group (ConfigError for an unknown name)."""
+    _, defaults = _lookup_model(name)
+    config = defaults()
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise ConfigError(f"the default config of model {name!r} must be an ml_collections.ConfigDict, "
+                          f"got {type(config).__name__}")
+    if "name" not in config:
+        with config.unlocked():
+            config.name = name
+    return config
+
+
+def build_model(model_config: ml_collections.ConfigDict | dict):
+    """The Flax module described by `model_config` (unknown keys or names -> ConfigError)."""
+    cfg = model_config if isinstance(model_config, ml_collections.ConfigDict) \
+        else ml_collections.ConfigDict(dict(model_config))
+    name = cfg.get("name", "segment_classifier")
+    model, _ = _lookup_model(name)
+    reference = default_model_config(name)
+    check_known_keys(cfg, reference, where="model")
+    values = ml_collections.ConfigDict({**reference.to_dict(), **cfg.to_dict()})
+    if inspect.isclass(model):
+        fields = values.to_dict()
+        del fields["name"]
+        return model(**fields)
+    return model(values)
+
 
 MessageFn = Callable[[jnp.ndarray, jnp.ndarray, jnp.ndarray, jnp.ndarray], jnp.ndarray]
 

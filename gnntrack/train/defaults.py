@@ -10,9 +10,12 @@ An experiment file starts from `default_config()` and changes what it needs:
 
 Groups (each owned by the module that consumes it):
   seed: model initialisation and data order (one integer drives both).
+  imports: modules or .py files (relative to the experiment file) to import before anything is
+    built, e.g. a file registering a model: `gnntrack.config.import_plugins`.
   data: where graphs come from (see below).
   graph: `gnntrack.graphs.config.default_graph_config()`.
-  model: `gnntrack.nn.models.default_model_config(name)` (keys depend on `model.name`).
+  model: `gnntrack.nn.registry.default_model_config(name)` (keys depend on `model.name`;
+    setting `model.name` swaps the group, see `gnntrack.config.swap_named_group`).
   optimizer, loss, batching, parallel: the training core's `default_*_config()`.
   train: run length, logging, evaluation and checkpoint cadence.
   eval: thresholds and full-event evaluation.
@@ -34,7 +37,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from gnntrack.config import check_known_keys
+from gnntrack.config import check_known_keys, import_plugins
 from gnntrack.errors import ConfigError
 
 DATA_SOURCES = ("simulate", "events", "graphs")
@@ -85,13 +88,14 @@ def default_config() -> ml_collections.ConfigDict:
     """Every key an experiment may set, with its default value."""
     from gnntrack.graphs.batching import default_batching_config
     from gnntrack.graphs.config import default_graph_config
-    from gnntrack.nn.models import default_model_config
+    from gnntrack.nn.registry import default_model_config
     from gnntrack.train.losses import default_loss_config
     from gnntrack.train.optim import default_optimizer_config
     from gnntrack.train.parallel import default_parallel_config
 
     config = ml_collections.ConfigDict()
     config.seed = 0
+    config.imports = ()
     config.data = default_data_config()
     config.graph = default_graph_config()
     config.model = default_model_config("segment_classifier")
@@ -106,7 +110,7 @@ def default_config() -> ml_collections.ConfigDict:
 
 def reference_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """The defaults matching `config`'s choices (e.g. the model defaults of its `model.name`)."""
-    from gnntrack.nn.models import default_model_config
+    from gnntrack.nn.registry import default_model_config
 
     reference = default_config()
     name = config.get("model", {}).get("name", "segment_classifier")
@@ -115,7 +119,11 @@ def reference_config(config: ml_collections.ConfigDict) -> ml_collections.Config
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
-    """Raises ConfigError for unknown keys (any depth) or invalid run settings."""
+    """Raises ConfigError for unknown keys (any depth) or invalid run settings.
+
+    Imports `config.imports` first: models and messages registered there must be known.
+    """
+    import_plugins(config)
     check_known_keys(config, reference_config(config))
     data, train = config.data, config.train
     if data.source not in DATA_SOURCES:

@@ -84,3 +84,40 @@ def test_readme_snippet_matches_the_tested_file():
     readme = (HERE.parents[1] / "README.md").read_text()
     blocks = re.findall(r"```python\n(.+?)```", readme, flags=re.S)
     assert EXAMPLE.read_text() in blocks
+
+
+# --- the model registry -------------------------------------------------------------------------
+
+def test_unknown_model_name_is_a_config_error_listing_the_models():
+    # an unknown name used to build the interaction network silently
+    with pytest.raises(ConfigError, match=r"unknown model 'no_such_model' \(config key 'model.name'\); "
+                                          r"available: segment_classifier, interaction_network"):
+        build_model({"name": "no_such_model"})
+    with pytest.raises(ConfigError, match="available: "):
+        default_model_config("no_such_model")
+
+
+def test_registered_class_and_factory_build_with_their_defaults():
+    import flax.linen as nn
+    import ml_collections
+
+    from gnntrack.nn import available_models, register_model
+
+    def defaults():
+        return ml_collections.ConfigDict(dict(name="test_linear", width=3))
+
+    @register_model("test_linear", defaults)
+    class Linear(nn.Module):
+        width: int = 3
+
+        @nn.compact
+        def __call__(self, graph, train=False):
+            return nn.Dense(self.width)(graph.nodes)
+
+    register_model("test_linear_factory", defaults)(lambda cfg: Linear(width=2 * cfg.width))
+    assert {"test_linear", "test_linear_factory"} <= set(available_models())
+    assert default_model_config("test_linear").width == 3
+    assert build_model({"name": "test_linear"}).width == 3
+    assert build_model({"name": "test_linear_factory", "width": 4}).width == 8
+    with pytest.raises(ConfigError, match="unknown config key 'model.hidden'"):
+        build_model({"name": "test_linear", "hidden": 4})
