@@ -29,16 +29,15 @@ A message function turns node features and per-edge values into per-node aggrega
       receivers  int32 [E]      target node of each edge (outer hit)
       returns    float [N, M]   aggregated messages; M is free (the next MLP infers its width)
 
-Aggregate with `jax.ops.segment_sum(..., num_segments=x.shape[0])` (static, so jit sees fixed
-shapes). jraph padding edges connect padding nodes only, so a sum/mean/max over incoming edges
-never mixes padding into real nodes. Adding one is one function plus one decorator line:
+Aggregate with `gnntrack.nn.ops` (segment_sum, gather_sum, gather_mean, ...: CPU kernels
+forward and backward where they apply, XLA elsewhere) or `jax.ops.segment_sum`, with
+`num_segments=x.shape[0]` (static, so jit sees fixed shapes). jraph padding edges connect
+padding nodes only, so a sum/mean/max over incoming edges never mixes padding into real nodes.
+Adding one is one function plus one decorator line:
 
     @register_message("weighted_mean_in")
-    def weighted_mean_in(x, e, senders, receivers):
-        n = x.shape[0]
-        total = jax.ops.segment_sum(e * x[senders], receivers, num_segments=n)
-        weight = jax.ops.segment_sum(e, receivers, num_segments=n)
-        return total / (weight + 1e-6)
+    def weighted_mean_in(x, e, senders, receivers):   # Σ_in w·x_src / (Σ_in w + 1e-6)
+        return ops.gather_mean(x, senders, receivers, x.shape[0], weights=e[:, 0], eps=1e-6)
 """
 
 from __future__ import annotations
@@ -46,12 +45,12 @@ from __future__ import annotations
 import inspect
 from typing import Callable
 
-import jax
 import jax.numpy as jnp
 import ml_collections
 
 from gnntrack.config import check_known_keys
 from gnntrack.errors import ConfigError
+from gnntrack.nn import ops
 
 ModelDefaults = Callable[[], ml_collections.ConfigDict]
 _MODELS: dict[str, tuple[Callable, ModelDefaults]] = {}
@@ -153,37 +152,49 @@ def available_messages() -> list[str]:
     return sorted(_MESSAGES)
 
 
-def _segment_sum(data: jnp.ndarray, segment_ids: jnp.ndarray, num_segments: int) -> jnp.ndarray:
-    return jax.ops.segment_sum(data, segment_ids, num_segments=num_segments)
+def _weighted_gather_sum(x, e, src, dst, grouping_dst, grouping_src):
+    """Σ_{edges to n} e·x[src] -> [N, D] for e [E, 1] (per-edge weights) or [E, D]."""
+    n = x.shape[0]
+    if e.shape[-1] == 1:
+        return ops.gather_sum(x, src, dst, n, e[:, 0], groupings=(grouping_dst, grouping_src))
+    return ops.segment_sum(e * ops.gather(x, src, grouping=grouping_src), dst, n,
+                           grouping=grouping_dst)
+
+
+def _groupings(x, senders, receivers):
+    """(edges grouped by receiver, by sender), sorted once for all of a message's sums."""
+    n, kernels = x.shape[0], ops.kernels_apply(x)
+    return ops.group(receivers, n, kernels=kernels), ops.group(senders, n, kernels=kernels)
 
 
 # ---------------------------------------------------------------------------------------------
-# Built-in message functions.
+# Built-in message functions (sums in gnntrack.nn.ops: CPU kernels where they apply).
 
 
 @register_message("bidirectional_weighted_sum")
 def bidirectional_weighted_sum(x, e, senders, receivers):
     """HEP.TrkX node-network input: [Σ_in w·x_src, Σ_out w·x_dst] -> [N, 2D] (e = w, [E, 1])."""
-    n = x.shape[0]
-    incoming = _segment_sum(e * x[senders], receivers, n)
-    outgoing = _segment_sum(e * x[receivers], senders, n)
+    by_r, by_s = _groupings(x, senders, receivers)
+    incoming = _weighted_gather_sum(x, e, senders, receivers, by_r, by_s)
+    outgoing = _weighted_gather_sum(x, e, receivers, senders, by_s, by_r)
     return jnp.concatenate([incoming, outgoing], axis=-1)
 
 
 @register_message("weighted_sum_in")
 def weighted_sum_in(x, e, senders, receivers):
     """Incoming direction only: Σ_in w·x_src -> [N, D]."""
-    return _segment_sum(e * x[senders], receivers, x.shape[0])
+    return _weighted_gather_sum(x, e, senders, receivers, *_groupings(x, senders, receivers))
 
 
 @register_message("bidirectional_weighted_mean")
 def bidirectional_weighted_mean(x, e, senders, receivers):
     """Weight-normalised means in both directions -> [N, 2D] (robust to node degree)."""
     n = x.shape[0]
-    incoming = _segment_sum(e * x[senders], receivers, n)
-    outgoing = _segment_sum(e * x[receivers], senders, n)
-    w_in = _segment_sum(e, receivers, n)
-    w_out = _segment_sum(e, senders, n)
+    by_r, by_s = _groupings(x, senders, receivers)
+    incoming = _weighted_gather_sum(x, e, senders, receivers, by_r, by_s)
+    outgoing = _weighted_gather_sum(x, e, receivers, senders, by_s, by_r)
+    w_in = ops.segment_sum(e, receivers, n, grouping=by_r)
+    w_out = ops.segment_sum(e, senders, n, grouping=by_s)
     return jnp.concatenate([incoming / (w_in + 1e-6), outgoing / (w_out + 1e-6)], axis=-1)
 
 
@@ -191,11 +202,12 @@ def bidirectional_weighted_mean(x, e, senders, receivers):
 def sum_incoming(x, e, senders, receivers):
     """Interaction-network aggregation: Σ of edge messages at the receiver -> [N, K]."""
     del senders
-    return _segment_sum(e, receivers, x.shape[0])
+    return ops.segment_sum(e, receivers, x.shape[0])
 
 
 @register_message("sum_bidirectional")
 def sum_bidirectional(x, e, senders, receivers):
     """Edge messages summed at both ends: [Σ_in e, Σ_out e] -> [N, 2K]."""
     n = x.shape[0]
-    return jnp.concatenate([_segment_sum(e, receivers, n), _segment_sum(e, senders, n)], axis=-1)
+    return jnp.concatenate([ops.segment_sum(e, receivers, n), ops.segment_sum(e, senders, n)],
+                           axis=-1)
