@@ -1,6 +1,6 @@
 """gnntrack.runtime: huge pages for XLA:CPU's host buffers via glibc's tunable, set by
 re-executing the command once. Measurements run in fresh interpreters (glibc reads the tunable
-at process start)."""
+at process start). Ctrl-C during an XLA compilation; workers that stop with their parent."""
 
 import json
 import os
@@ -12,6 +12,7 @@ import time
 import pytest
 
 from gnntrack import runtime
+from tests.studies.processes import gone, needs_proc, process_group, wait_for
 
 needs_hugepages = pytest.mark.skipif(not runtime.wanted(),
                                      reason="needs Linux/glibc with transparent huge pages enabled")
@@ -142,23 +143,57 @@ cli.entry_point()
 """
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-def test_ctrl_c_during_an_xla_compilation_exits_130_with_one_line():
+@needs_proc
+def test_ctrl_c_during_an_xla_compilation_exits_130_with_one_line(tmp_path):
     # Ctrl-C stops the wait for the compilation, not the compilation: the interpreter's teardown
     # used to destroy the XLA client under the compiling thread (rc -11). The signal goes to the
     # process group, as a terminal sends it.
-    proc = subprocess.Popen([sys.executable, "-c", _COMPILING_COMMAND], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        assert proc.stdout.readline().strip() == "compiling"
+    log = tmp_path / "command.log"
+    with process_group([sys.executable, "-c", _COMPILING_COMMAND], log) as proc:
+        wait_for(lambda: "compiling" in log.read_text(), 120, "compilation", proc, log)
         # lets XLA's compiling thread start (a signal during jax's own steps before it leaves no
         # compilation behind); the assertions below hold however the timing falls
         time.sleep(0.5)
         os.killpg(proc.pid, signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert proc.returncode == runtime.INTERRUPTED, err[-3000:]
-    assert err.strip().splitlines() == ["gnntrack compile-probe: interrupted"] and "compiled" not in out
+        proc.wait(timeout=120)
+    lines = log.read_text().strip().splitlines()
+    assert proc.returncode == runtime.INTERRUPTED, "\n".join(lines[-30:])
+    assert lines == ["compiling", "gnntrack compile-probe: interrupted"]
+
+
+# A parent that starts the worker command given in argv with child_env, then waits; the worker
+# calls stop_with_parent (in "thread-only" mode without the parent-death signal) and waits too.
+_PARENT = r"""
+import subprocess, sys, time
+from gnntrack import runtime
+subprocess.Popen(sys.argv[1:], env=runtime.child_env())
+time.sleep(600)
+"""
+_WORKER = r"""
+import os, sys, time
+from gnntrack import runtime
+if sys.argv[1] == "thread-only":  # as where prctl is not available
+    runtime._set_parent_death_signal = lambda signum: False
+print(os.getpid(), runtime.stop_with_parent(), runtime.PARENT_ENV_VAR in os.environ, flush=True)
+time.sleep(600)
+"""
+
+
+@needs_proc
+@pytest.mark.parametrize("mode", ["prctl", "thread-only", "through-a-shell"])
+def test_a_worker_stops_when_its_parent_is_killed(mode):
+    worker = [sys.executable, "-c", _WORKER, mode]
+    if mode == "through-a-shell":  # a wrapper process in between (sh forks, it does not exec)
+        worker = ["sh", "-c", '"$0" "$@"; true', *worker]
+    with process_group([sys.executable, "-c", _PARENT, *worker]) as parent:
+        pid, watching, inherited = parent.stdout.readline().split()
+        assert watching == "True" and inherited == "False"  # its own children do not inherit the variable
+        parent.kill()
+        parent.wait()
+        wait_for(lambda: gone(int(pid)), 30, f"end of the worker {pid} after its parent was killed")
+
+
+def test_stop_with_parent_needs_child_env(monkeypatch):
+    monkeypatch.delenv(runtime.PARENT_ENV_VAR, raising=False)
+    assert runtime.stop_with_parent() is False
+    assert runtime.child_env({})[runtime.PARENT_ENV_VAR] == str(os.getpid())

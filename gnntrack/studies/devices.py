@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -39,7 +40,7 @@ import numpy as np
 
 from gnntrack.errors import ConfigError, GnnTrackError
 from gnntrack.io.atomic import write_json_atomic, write_text_atomic
-from gnntrack.runtime import child_env
+from gnntrack.runtime import child_env, stop_with_parent
 
 BATCHINGS = ("like_sized", "random")
 MODES = ("strong", "weak")
@@ -264,9 +265,11 @@ def probe_batch(graphs, bucket, n_devices: int, n_graph_pad: int):
 
 
 def worker_main(payload_path: str, out_path: str) -> None:
-    """Subprocess entry: measure and write the rows (JSON) atomically."""
+    """Subprocess entry: measure and write the rows (JSON) atomically. Killed when the study's
+    process dies (its result is written atomically: a rerun measures this count again)."""
     from gnntrack.studies.provenance import device_info
 
+    stop_with_parent(signal.SIGKILL)
     payload = json.loads(Path(payload_path).read_text())
     config = ml_collections.ConfigDict(payload["config"])
     study = ml_collections.ConfigDict(payload["study"])

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -42,7 +43,7 @@ import ml_collections
 import numpy as np
 
 from gnntrack.errors import ConfigError, GnnTrackError
-from gnntrack.runtime import child_env
+from gnntrack.runtime import child_env, stop_with_parent
 
 ENV_COORDINATOR = "GNNTRACK_COORDINATOR"
 ENV_NUM_PROCESSES = "GNNTRACK_NUM_PROCESSES"
@@ -311,56 +312,108 @@ def process_env(process_id: int, num_processes: int, coordinator: str, *, device
     return env
 
 
+class ProcessFailed(GnnTrackError):
+    """A launched process ended with an error or by a signal; the launcher stopped the others."""
+
+    def __init__(self, message: str, *, index: int, pid: int, returncode: int):
+        super().__init__(message)
+        self.index, self.pid, self.returncode = index, pid, returncode
+
+
+def describe_exit(returncode: int) -> str:
+    """'was killed by SIGKILL' (negative Popen return codes) or 'exited with status 1'."""
+    if returncode < 0:
+        try:
+            return f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited with status {returncode}"
+
+
+def first_failure(codes: Sequence[int | None], ended_now: Sequence[int]) -> int | None:
+    """Which of the processes `ended_now` (indices; found ended in the same poll) to name as the
+    one that failed first: a process killed by a signal before one that exited with an error
+    (the others' errors are usually their reaction to it: a collective whose peer vanished),
+    then the lowest index. None when all of them exited with 0."""
+    failed = [i for i in ended_now if codes[i] != 0]
+    return min(failed, key=lambda i: (codes[i] >= 0, i)) if failed else None
+
+
 def launch_local(command: Sequence[str], num_processes: int, *, port: int | None = None,
                  devices_per_process: int = 0, timeout_s: float | None = None,
-                 log_dir: str | os.PathLike | None = None, quiet_workers: bool = True) -> int:
+                 log_dir: str | os.PathLike | None = None, quiet_workers: bool = True, hint: str = "",
+                 interrupt_grace_s: float = 10.0) -> int:
     """Runs `command` as `num_processes` processes on this host, coordinated on 127.0.0.1:port.
 
     Process 0's output goes to this terminal; the others' to `log_dir/process_<i>.log` (or are
-    discarded when quiet_workers and no log_dir). When one process fails the others are stopped.
-    Returns the first non-zero exit code (0 when all succeed). Raises GnnTrackError on timeout.
+    discarded when quiet_workers and no log_dir). Each process stops when this one dies (also by
+    kill -9) if `command` calls gnntrack.runtime.stop_with_parent, as `gnntrack train` does.
+
+    Returns 0 when every process exits with 0. When one fails (an exit status other than 0, or a
+    signal), the others are killed at once (a process of a jax.distributed run cannot go on
+    without its peers, and JAX catches SIGTERM for its preemption notice), and ProcessFailed
+    names the first that failed: index, pid, exit status or signal, its log file, then `hint`.
+    Ctrl-C: the processes (which got it from the terminal too) get `interrupt_grace_s` seconds
+    to stop by themselves. Raises GnnTrackError on timeout.
     """
     if num_processes < 1:
         raise ConfigError(f"--num-processes must be >= 1, got {num_processes}")
     coordinator = f"127.0.0.1:{port or free_port()}"
-    procs, logs = [], []
+    procs: list[subprocess.Popen] = []
+    logs: list[Any] = []
+    log_paths: dict[int, Path] = {}
     try:
-        for pid in range(num_processes):
+        for index in range(num_processes):
             out = None
-            if pid > 0 and (log_dir is not None or quiet_workers):
+            if index > 0 and (log_dir is not None or quiet_workers):
                 if log_dir is not None:
                     Path(log_dir).mkdir(parents=True, exist_ok=True)
-                    out = open(Path(log_dir) / f"process_{pid}.log", "ab")
+                    log_paths[index] = Path(log_dir) / f"process_{index}.log"
+                    out = open(log_paths[index], "ab")
                 else:
                     out = open(os.devnull, "wb")
                 logs.append(out)
-            env = process_env(pid, num_processes, coordinator, devices_per_process=devices_per_process)
-            procs.append(subprocess.Popen(list(command), env=env, stdout=out, stderr=subprocess.STDOUT if out else None))
+            env = process_env(index, num_processes, coordinator, devices_per_process=devices_per_process)
+            procs.append(subprocess.Popen(list(command), env=env, stdout=out,
+                                          stderr=subprocess.STDOUT if out else None))
         deadline = None if timeout_s is None else time.monotonic() + float(timeout_s)
         codes: list[int | None] = [None] * num_processes
         while any(c is None for c in codes):
-            for i, p in enumerate(procs):
-                if codes[i] is None:
-                    codes[i] = p.poll()
-            failed = [c for c in codes if c not in (None, 0)]
-            if failed:
-                break
+            ended = [i for i, p in enumerate(procs) if codes[i] is None and p.poll() is not None]
+            for i in ended:
+                codes[i] = procs[i].returncode
+            failed = first_failure(codes, ended)
+            if failed is not None:
+                _kill_all(procs)
+                where = f"; its output: {log_paths[failed]}" if failed in log_paths else ""
+                raise ProcessFailed(
+                    f"process {failed} of {num_processes} (pid {procs[failed].pid}) "
+                    f"{describe_exit(int(codes[failed]))}{where}; the other process(es) were stopped"
+                    + (f"; {hint}" if hint else ""),
+                    index=failed, pid=procs[failed].pid, returncode=int(codes[failed]))
             if deadline is not None and time.monotonic() > deadline:
                 raise GnnTrackError(f"multi-process run timed out after {timeout_s} s")
-            time.sleep(0.1)
-        failed = [c for c in codes if c not in (None, 0)]
-        return int(failed[0]) if failed else 0
+            time.sleep(0.05)
+        return 0
+    except KeyboardInterrupt:
+        end = time.monotonic() + interrupt_grace_s
+        for p in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=max(end - time.monotonic(), 0.0))
+        raise
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        _kill_all(procs)
         for f in logs:
             f.close()
+
+
+def _kill_all(procs: Sequence[subprocess.Popen]) -> None:
+    """SIGKILL to the processes still running, and reaps them."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+    for p in procs:
+        p.wait()
 
 
 def add_launch_arguments(parser) -> None:
@@ -388,7 +441,12 @@ def launch_from_args(args, verb: str = "train") -> int | None:
         command += list(getattr(args, "overrides", []) or [])
         # workers' output goes to WORKDIR/logs/process_<i>.log (process 0 prints here)
         return launch_local(command, n, devices_per_process=int(getattr(args, "devices_per_process", 0) or 0),
-                            log_dir=Path(args.workdir) / "logs")
+                            log_dir=Path(args.workdir) / "logs",
+                            hint="rerun the same command to resume from the last checkpoint")
+    if distributed_env() is not None:
+        # started by launch_local: stop with the launcher (SIGKILL: JAX catches SIGTERM; checkpoints
+        # are written atomically, so a kill loses only the steps since the last one)
+        stop_with_parent(signal.SIGKILL)
     initialize_from_env()
     return None
 
@@ -446,6 +504,7 @@ def agreement_run(n_steps: int = 3, *, graphs_per_step: int = 8, seed: int = 0, 
 
 def _agreement_main(out_path: str, n_steps: int) -> None:
     """Entry of a launched process: initialise from the environment, run, process 0 writes."""
+    stop_with_parent(signal.SIGKILL)
     initialize_from_env()
     result = agreement_run(n_steps)
     import jax

@@ -19,7 +19,11 @@ workers on several machines), so that
   under a file lock next to a SQLite database (SQLite's own locking does not make Optuna's
   WAITING -> RUNNING update atomic) and under row locks (SELECT ... FOR UPDATE) on PostgreSQL;
 * the grid sampler visits every grid point exactly once: all points are queued as WAITING
-  trials when the study is created, and workers only pop queued trials.
+  trials when the study is created, and workers only pop queued trials;
+* stopping is clean: Ctrl-C (the terminal's SIGINT reaches every local worker) or SIGTERM makes
+  each worker re-queue its running trial without using up a retry and exit; the worker
+  processes started by `workers=N` also stop this way when the process that started them dies,
+  even by kill -9 (gnntrack.runtime.stop_with_parent), instead of running on as orphans.
 
 Seeds: `trial_seed="same"` (default) trains every trial with the base `seed` (trials differ only
 by their hyperparameters, like common random numbers); `"per_trial"` uses seed + trial number.
@@ -38,7 +42,9 @@ import datetime
 import logging
 import math
 import os
+import signal
 import socket
+import subprocess
 import threading
 import time
 import warnings
@@ -51,7 +57,7 @@ import numpy as np
 from gnntrack.config import check_known_keys, save_config, set_by_path
 from gnntrack.errors import ConfigError, GnnTrackError, InputError
 from gnntrack.io.atomic import atomic_path, write_json_atomic, write_text_atomic
-from gnntrack.runtime import child_env
+from gnntrack.runtime import INTERRUPTED, child_env, exit_after_interrupt, pid_alive, stop_with_parent
 from gnntrack.studies.search_space import ParamSpec, apply_params, grid_points, parse_search_space
 
 log = logging.getLogger(__name__)
@@ -62,6 +68,7 @@ TRIAL_SEEDS = ("same", "per_trial")
 STUDY_DB = "study.db"
 TRIALS_DIR = "trials"
 META_ATTR = "gnntrack_sweep"  # study user attribute: the sweep's identity (space, sampler, metric)
+WORKER_STOP_SECONDS = 30.0  # a stopped worker re-queues its trial and exits; then it is killed
 
 TrainFn = Callable[..., Mapping[str, Any]]
 
@@ -256,16 +263,19 @@ def _run(base, specs, settings, workdir: Path, *, train_fn, workers: int, show_p
         grid_points(specs)  # every entry must define its grid values (ConfigError otherwise)
     ctx = _Context(base, specs, settings, workdir.resolve(), train_fn)
     study = ctx.open_study()
-    children = _spawn_workers(workers - 1, (base, specs, settings, str(ctx.workdir), train_fn), ctx.workdir)
-    try:
-        _worker_loop(ctx, study, show_progress=show_progress)
-    except BaseException:
-        for proc in children:  # their trials are re-queued as soon as the processes are gone
-            proc.terminate()
-        raise
-    finally:
-        for proc in children:
-            proc.wait()
+    with _stop_on_signals((signal.SIGINT,)):
+        children = []
+        try:
+            children = _spawn_workers(workers - 1, (base, specs, settings, str(ctx.workdir), train_fn),
+                                      ctx.workdir)
+            _worker_loop(ctx, study, show_progress=show_progress)
+        except BaseException:  # Ctrl-C (the workers got it too), an error: each worker re-queues its trial
+            _take_stop()
+            _stop_workers(children)
+            raise
+        finally:
+            for proc in children:
+                proc.wait()
     failed = [str(i + 1) for i, p in enumerate(children) if p.returncode != 0]
     if failed:
         raise SweepError(f"worker process(es) {', '.join(failed)} exited with an error (see "
@@ -280,7 +290,6 @@ def _spawn_workers(n: int, payload: tuple, workdir: Path) -> list:
     and no re-import of the caller's __main__). The train function travels pickled by reference,
     so it must be a module-level function importable with the caller's sys.path."""
     import pickle
-    import subprocess
     import sys
 
     if n <= 0:
@@ -291,7 +300,7 @@ def _spawn_workers(n: int, payload: tuple, workdir: Path) -> list:
             tmp.write_bytes(pickle.dumps(payload))
     except (pickle.PicklingError, AttributeError, TypeError) as exc:
         raise ConfigError(f"workers > 1 needs a module-level (picklable) train function: {exc}") from None
-    env = child_env()  # huge pages for XLA's host buffers, as the gnntrack command has
+    env = child_env()  # huge pages as the gnntrack command has; the worker stops when this process dies
     code = "import sys; from gnntrack.studies.sweep import worker_main; worker_main(sys.argv[1])"
     procs = []
     for index in range(1, n + 1):
@@ -301,8 +310,93 @@ def _spawn_workers(n: int, payload: tuple, workdir: Path) -> list:
     return procs
 
 
+def _stop_workers(procs: Sequence[subprocess.Popen], grace_s: float = WORKER_STOP_SECONDS) -> None:
+    """Asks worker processes to stop (SIGTERM: each re-queues its running trial and exits, see
+    `worker_main`), waits up to `grace_s` seconds, then kills those still running (their trials
+    are re-queued by the next run, which finds their processes gone)."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    deadline = time.monotonic() + grace_s
+    try:
+        for proc in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(deadline - time.monotonic(), 0.0))
+    finally:  # also when the wait itself is interrupted
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+class _StopSignals:
+    """Stop signals (SIGINT: Ctrl-C; SIGTERM in a worker) raise KeyboardInterrupt in the main
+    thread, so that the running trial is handed back (`run_trial`) and the process stops.
+
+    Python drops a KeyboardInterrupt raised while the interpreter runs a gc callback or __del__
+    (jax registers a gc callback, so a stop request could vanish), so it is raised again every
+    `resend_s` seconds until the process has taken it (`take`); after that the signals are
+    ignored, so that they cannot interrupt the hand-back: a terminal's Ctrl-C reaches every local
+    worker, and the parent's stop request follows it.
+    """
+
+    def __init__(self, resend_s: float = 1.0):
+        self.resend_s = resend_s
+        self.signum: int | None = None
+        self.taken = threading.Event()
+
+    def _handler(self, signum, frame):
+        if self.taken.is_set():
+            return
+        if self.signum is None:
+            self.signum = signum
+            threading.Thread(target=self._resend, name="gnntrack-stop", daemon=True).start()
+        raise KeyboardInterrupt(signal.Signals(self.signum).name)
+
+    def _resend(self) -> None:
+        while not self.taken.wait(self.resend_s):
+            os.kill(os.getpid(), self.signum)
+
+    def take(self) -> None:
+        self.taken.set()
+
+
+_stop_signals: _StopSignals | None = None  # while `_stop_on_signals` is active
+
+
+@contextlib.contextmanager
+def _stop_on_signals(signums: Sequence[int]) -> Iterator[None]:
+    """Handles `signums` with a _StopSignals for the block (main thread only; restores the
+    previous handlers after it)."""
+    global _stop_signals
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    stopper, previous = _StopSignals(), {s: signal.getsignal(s) for s in signums}
+    for signum in signums:
+        signal.signal(signum, stopper._handler)
+    _stop_signals = stopper
+    try:
+        yield
+    finally:
+        stopper.take()
+        _stop_signals = None
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _take_stop() -> None:
+    """This process is stopping (it caught the KeyboardInterrupt): no further one from its stop
+    signals."""
+    if _stop_signals is not None:
+        _stop_signals.take()
+
+
 def worker_main(payload_path: str) -> None:
-    """Entry point of a spawned local worker process (see _spawn_workers)."""
+    """Entry point of a spawned local worker process (see _spawn_workers).
+
+    Stops cleanly on SIGINT or SIGTERM, which it also gets when the process that started it dies.
+    """
     import pickle
 
     handler = logging.StreamHandler()  # the worker's log file: the sweep's lines only
@@ -310,9 +404,16 @@ def worker_main(payload_path: str) -> None:
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
-    base, specs, settings, workdir, train_fn = pickle.loads(Path(payload_path).read_bytes())
-    ctx = _Context(base, specs, settings, Path(workdir), train_fn)
-    _worker_loop(ctx, ctx.open_study(), show_progress=False)
+    with _stop_on_signals((signal.SIGINT, signal.SIGTERM)):
+        stop_with_parent(signal.SIGTERM)
+        try:
+            base, specs, settings, workdir, train_fn = pickle.loads(Path(payload_path).read_bytes())
+            ctx = _Context(base, specs, settings, Path(workdir), train_fn)
+            _worker_loop(ctx, ctx.open_study(), show_progress=False)
+        except KeyboardInterrupt as exc:
+            _take_stop()
+            log.warning("worker pid %d stopped by %s", os.getpid(), exc or "SIGINT")
+            exit_after_interrupt(INTERRUPTED)  # no interpreter teardown under a running XLA compilation
 
 
 # ---------------------------------------------------------------------------------------------
@@ -542,16 +643,6 @@ def _requeue(study, trial, settings: SweepSettings, *, count: bool = True) -> No
     log.warning("trial %d was interrupted: re-queued", trial.number)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def fail_stale_trials(ctx: _Context, study) -> list[int]:
     """Fails (and re-queues) RUNNING trials whose worker is gone; returns their numbers.
 
@@ -573,7 +664,7 @@ def fail_stale_trials(ctx: _Context, study) -> list[int]:
                 dead.append(trial)
             continue
         w_host, _, w_pid = worker.rpartition(":")
-        if w_host == host and w_pid.isdigit() and int(w_pid) != os.getpid() and not _pid_alive(int(w_pid)):
+        if w_host == host and w_pid.isdigit() and int(w_pid) != os.getpid() and not pid_alive(int(w_pid)):
             dead.append(trial)
     numbers = []
     for trial in dead:
@@ -725,7 +816,33 @@ def trial_config(base: ml_collections.ConfigDict, params: Mapping[str, Any], see
 
 
 def run_trial(ctx: _Context, study, trial) -> str:
-    """Trains one claimed trial and tells the study its outcome; returns the final state name."""
+    """Trains one claimed trial and tells the study its outcome; returns the final state name.
+
+    Stopped at any point (Ctrl-C, SIGTERM: KeyboardInterrupt; SystemExit), the trial is handed
+    back: FAIL, and re-queued with the same parameters, seed and run directory (the training
+    resumes from its checkpoint) without using up one of its retries.
+    """
+    start = time.monotonic()
+    try:
+        return _train_trial(ctx, study, trial, start)
+    except (KeyboardInterrupt, SystemExit):
+        _take_stop()
+        _hand_back(ctx, study, trial, time.monotonic() - start)
+        raise
+
+
+def _hand_back(ctx: _Context, study, trial, duration_s: float) -> None:
+    """FAIL + re-queue (not counted as a retry) for a trial that is still RUNNING."""
+    from optuna.trial import TrialState
+
+    if ctx.storage.get_trial(trial._trial_id).state != TrialState.RUNNING:
+        return  # stopped after its outcome was told
+    trial.set_user_attr("duration_s", round(duration_s, 3))
+    study.tell(trial, state=TrialState.FAIL)
+    _requeue(study, ctx.storage.get_trial(trial._trial_id), ctx.settings, count=False)
+
+
+def _train_trial(ctx: _Context, study, trial, start: float) -> str:
     from optuna.trial import TrialState
 
     s = ctx.settings
@@ -764,15 +881,9 @@ def run_trial(ctx: _Context, study, trial) -> str:
     train_fn = ctx.train_fn
     if train_fn is None:
         from gnntrack.train.loop import train_and_evaluate as train_fn
-    start = time.monotonic()
     with _Heartbeat(ctx.storage, trial._trial_id, s.heartbeat_seconds):
         try:
             result = train_fn(config, str(run_dir), report_fn=report_fn, resume=True)
-        except (KeyboardInterrupt, SystemExit):
-            trial.set_user_attr("duration_s", time.monotonic() - start)
-            study.tell(trial, state=TrialState.FAIL)
-            _requeue(study, ctx.storage.get_trial(trial._trial_id), s, count=False)
-            raise
         except Exception as exc:
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:1000])
             trial.set_user_attr("duration_s", time.monotonic() - start)

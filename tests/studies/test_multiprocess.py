@@ -1,7 +1,9 @@
 """Two CPU processes on 127.0.0.1 (jax.distributed + gloo, one device each) train exactly like
-one process with two devices on the same global batches; process slicing and env parsing."""
+one process with two devices on the same global batches; process slicing and env parsing; a
+killed process is named by the launcher, which stops the others."""
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 
 from gnntrack.errors import ConfigError
 from gnntrack.studies import distributed as dist
+from tests.studies.processes import children, gone, needs_proc, process_group, wait_for
 
 
 def test_two_processes_agree_with_one(tmp_path):
@@ -113,3 +116,49 @@ def test_gnntrack_train_num_processes_matches_one_process_with_two_devices(tmp_p
     assert "already complete" in again.stdout
     for run, data in before.items():  # a finished run's results are left as they were
         assert (run / "result.json").read_bytes() == data
+
+
+def test_the_first_failure_named_is_a_signal_before_an_error():
+    # found ended in one poll: process 1 killed, process 0 exited 1 on its broken collective
+    assert dist.first_failure([1, -9, None], [0, 1]) == 1
+    assert dist.first_failure([2, 1, None], [0, 1]) == 0
+    assert dist.first_failure([0, None], [0]) is None
+    assert dist.describe_exit(-9) == "was killed by SIGKILL" and dist.describe_exit(3) == "exited with status 3"
+
+
+def _process_index(pid: int) -> int | None:
+    """GNNTRACK_PROCESS_ID of a launched process (from /proc/<pid>/environ)."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    for entry in environ:
+        if entry.startswith(dist.ENV_PROCESS_ID.encode() + b"="):
+            return int(entry.split(b"=", 1)[1])
+    return None
+
+
+@needs_proc
+@pytest.mark.slow
+def test_a_killed_process_of_a_two_process_run_is_named_and_the_other_stopped(tmp_path):
+    """kill -9 of process 1 mid-run: the launcher names it (index, pid, signal) in one last line,
+    exit 2, and stops process 0 at once (whose Gloo error is not the headline)."""
+    smoke = Path(__file__).resolve().parents[2] / "experiments" / "smoke.py"
+    run, log = tmp_path / "run", tmp_path / "launcher.log"
+    command = [sys.executable, "-m", "gnntrack", "train", "--config", str(smoke), "--workdir", str(run),
+               "--num-processes", "2", "--devices-per-process", "1", "--no-progress",
+               "--config.parallel.n_devices=0", "--config.train.steps=100000", "--config.train.eval_every=100000",
+               "--config.train.checkpoint_every=100000"]
+    with process_group(command, log) as launcher:
+        metrics = run / "process_1" / "metrics.jsonl"
+        wait_for(lambda: metrics.exists() and len(metrics.read_text().splitlines()) >= 2, 300,
+                 "process 1 training", launcher, log)
+        launched = children(launcher.pid)
+        victim = next(pid for pid in launched if _process_index(pid) == 1)
+        os.kill(victim, signal.SIGKILL)
+        launcher.wait(timeout=120)
+    lines = log.read_text().strip().splitlines()
+    assert launcher.returncode == 2, "\n".join(lines[-30:])
+    assert lines[-1].startswith(f"gnntrack train: error: process 1 of 2 (pid {victim}) was killed by SIGKILL")
+    assert str(run / "logs" / "process_1.log") in lines[-1]
+    assert len(launched) == 2 and all(gone(pid) for pid in launched)  # process 0 was stopped too

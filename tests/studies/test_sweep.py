@@ -389,3 +389,27 @@ def test_a_placeholder_in_the_base_that_every_trial_sets_is_fine():
     base.data.n_train = 0  # no trial changes this one
     with pytest.raises(ConfigError, match="the base run config is invalid: config key 'data.n_train'"):
         ss.parse_search_space([ss.log_uniform("optimizer.lr", 1e-4, 1e-2)], base)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_stop_request_that_python_drops_is_raised_again():
+    """A KeyboardInterrupt raised while the interpreter runs a __del__ or gc callback (jax has one)
+    is printed and dropped: a worker told to stop by SIGTERM then ran on. The stop is raised
+    again until the process takes it."""
+    import signal
+    import time
+
+    from gnntrack.studies import sweep
+
+    class SignalsInDel:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGUSR1)
+            sum(range(10_000))  # the handler runs in here, and its KeyboardInterrupt is dropped
+
+    previous = signal.getsignal(signal.SIGUSR1)
+    with pytest.raises(KeyboardInterrupt, match="SIGUSR1"):
+        with sweep._stop_on_signals((signal.SIGUSR1,)):
+            SignalsInDel()
+            for _ in range(300):  # raised again within a second (bounded: 30 s)
+                time.sleep(0.1)
+    assert signal.getsignal(signal.SIGUSR1) is previous
