@@ -16,6 +16,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gnntrack.nn import ops
+
 
 def edge_softmax(scores: jnp.ndarray, receivers: jnp.ndarray, num_nodes: int,
                  edge_mask: jnp.ndarray | None = None) -> jnp.ndarray:
@@ -31,8 +33,8 @@ def edge_softmax(scores: jnp.ndarray, receivers: jnp.ndarray, num_nodes: int,
     top = jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0.0))
     # masked edges never see -inf or a large exponent, so neither value nor gradient is NaN
     ex = jnp.where(mask, jnp.exp(jnp.where(mask, scores - top[receivers], 0.0)), 0.0)
-    total = jax.ops.segment_sum(ex, receivers, num_segments=num_nodes)
-    return ex / jnp.where(total > 0, total, 1.0)[receivers]
+    total = ops.segment_sum(ex, receivers, num_nodes)
+    return ex / ops.gather(jnp.where(total > 0, total, 1.0), receivers)
 
 
 class GATv2(nn.Module):
@@ -58,9 +60,11 @@ class GATv2(nn.Module):
         target = nn.Dense(heads * width, name="target")(x).reshape(n, heads, width)
         a = self.param("attention", nn.initializers.lecun_normal(in_axis=-1, out_axis=-2),
                        (heads, width))
-        x_j = source[senders]
-        z = jax.nn.leaky_relu(x_j + target[receivers], self.negative_slope)
+        z = jax.nn.leaky_relu(ops.gather(source, senders) + ops.gather(target, receivers),
+                              self.negative_slope)
         alpha = edge_softmax(jnp.einsum("ehf,hf->eh", z, a), receivers, n, edge_mask)
         self.sow("intermediates", "attention", alpha)
-        out = jax.ops.segment_sum(alpha[..., None] * x_j, receivers, num_segments=n)
+        # one weighted gather-sum per head: no [E, heads, features] product is materialised
+        out = jnp.stack([ops.gather_sum(source[:, h], senders, receivers, n, alpha[:, h])
+                         for h in range(heads)], axis=1)
         return out.reshape(n, heads * width) if self.concat else jnp.mean(out, axis=1)

@@ -16,6 +16,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from gnntrack.nn import ops
 from gnntrack.nn.layers import MLP, get_activation
 from gnntrack.nn.layers.knn import BLOCK_SIZE, knn_graph, masked_mean
 
@@ -45,7 +46,7 @@ class EdgeConv(nn.Module):
         knn = knn_graph(x if coords is None else coords, n_node, self.k, node_mask=node_mask,
                         block_size=self.block_size)
         x_i = jnp.repeat(x, self.k, axis=0)  # = x[knn.receivers]
-        x_j = x[knn.senders]
+        x_j = ops.gather(x, knn.senders)  # backward: a segment sum, not a scatter
         h = MLP(self.features, self.activation, self.layer_norm, True, name="edge_mlp")(
             [(x_i, None), (x_j - x_i, None)])
         agg = masked_mean(h.reshape(n, self.k, -1), knn.mask.reshape(n, self.k))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
+from gnntrack.nn import ops
 from gnntrack.nn.layers import get_activation
 from gnntrack.nn.layers.knn import BLOCK_SIZE, knn_graph, masked_max, masked_mean
 
@@ -41,8 +42,8 @@ class GravNet(nn.Module):
         s = nn.Dense(self.space_dims, name="space")(x)
         f = nn.Dense(self.propagate_dims, name="propagate")(x)
         knn = knn_graph(s, n_node, self.k, node_mask=node_mask, block_size=self.block_size)
-        d2 = jnp.sum((s[knn.senders] - jnp.repeat(s, self.k, axis=0)) ** 2, axis=-1)
-        weighted = (jnp.exp(-10.0 * d2)[:, None] * f[knn.senders]).reshape(n, self.k, -1)
+        d2 = jnp.sum((ops.gather(s, knn.senders) - jnp.repeat(s, self.k, axis=0)) ** 2, axis=-1)
+        weighted = (jnp.exp(-10.0 * d2)[:, None] * ops.gather(f, knn.senders)).reshape(n, self.k, -1)
         mask = knn.mask.reshape(n, self.k)
         h = jnp.concatenate([x, masked_mean(weighted, mask), masked_max(weighted, mask)], axis=-1)
         return get_activation(self.activation)(nn.Dense(self.features, name="output")(h))
