@@ -10,7 +10,7 @@ smoke test with e.g. --config.study.batch_sizes='(2, 16)' --config.study.optimiz
 """
 
 from gnntrack.nn.models import default_model_config
-from gnntrack.studies.scaling import default_batch_study_config
+from gnntrack.studies.batch_size import default_batch_study_config
 from gnntrack.train.defaults import default_config
 
 

@@ -2,7 +2,7 @@
 
 Runs (or resumes: finished points / device counts are skipped) a scaling study, one process per
 directory (a second `gnntrack scale` on W stops at once, naming the first):
-  study.kind = 'batch_size': steps-to-target vs batch (gnntrack.studies.scaling)
+  study.kind = 'batch_size': steps-to-target vs batch (gnntrack.studies.batch_size)
   study.kind = 'devices':    throughput vs devices (gnntrack.studies.devices)
 and writes results.csv, results.md, results.json and PNG plots into W.
 """
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     with hold_directory(args.workdir):
         if kind == "batch_size":
             force_host_devices(int(config.parallel.n_devices or 1))
-            from gnntrack.studies.scaling import run_batch_size_study
+            from gnntrack.studies.batch_size import run_batch_size_study
 
             out = run_batch_size_study(config, args.workdir, progress=progress)
             print(f"batch-size study: {len(out['summary'])} points in {out['elapsed_s']:.0f} s -> "

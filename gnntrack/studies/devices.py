@@ -52,7 +52,7 @@ def default_device_study_config() -> ml_collections.ConfigDict:
 
     Keys:
       kind: 'devices'.
-      toy: planes-toy data (gnntrack.studies.scaling.default_toy_data_config; a wide track-count
+      toy: planes-toy data (gnntrack.studies.toy_data.default_toy_data_config; a wide track-count
         range so graph sizes vary and stragglers can appear).
       device_counts: devices per run (each in a subprocess).
       platform: 'cpu' (forced host devices) or 'auto' (real accelerators when present).
@@ -64,7 +64,7 @@ def default_device_study_config() -> ml_collections.ConfigDict:
       pjrt_nproc: PJRT_NPROC for the subprocess (XLA CPU client threads; 0 = max(2 N, cores)). With
         fewer client threads than forced devices the collectives of a step can deadlock.
     """
-    from gnntrack.studies.scaling import default_toy_data_config
+    from gnntrack.studies.toy_data import default_toy_data_config
 
     toy = default_toy_data_config()
     toy.n_events = 400
@@ -79,7 +79,7 @@ def default_device_study_config() -> ml_collections.ConfigDict:
 def split_device_study_config(config: ml_collections.ConfigDict
                               ) -> tuple[ml_collections.ConfigDict, ml_collections.ConfigDict]:
     """(base run config, validated study section merged over the defaults)."""
-    from gnntrack.studies.scaling import split_study_section
+    from gnntrack.studies.study_runner import split_study_section
 
     base, merged = split_study_section(config, default_device_study_config)
     if merged.platform not in PLATFORMS:
@@ -398,7 +398,7 @@ def run_device_study(config: ml_collections.ConfigDict, workdir: str | os.PathLi
     from gnntrack.config import save_config
     from gnntrack.studies import scale_plots
     from gnntrack.studies.provenance import provenance, write_results_csv
-    from gnntrack.studies.scaling import apply_toy_data
+    from gnntrack.studies.toy_data import apply_toy_data
 
     t0 = time.perf_counter()
     workdir = Path(workdir)

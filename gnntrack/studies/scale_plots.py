@@ -1,5 +1,5 @@
 """Plots of the scaling studies (PNG, written atomically). Writers only: the numbers come from
-gnntrack.studies.scaling / devices.
+gnntrack.studies.batch_size / data_size / devices.
 
 Batch-size study (`write_batch_study_plots`):
   steps_to_target.png     steps vs batch, log-log, mean ± std, perfect-scaling line, S(B) fit

@@ -16,7 +16,10 @@ import pytest
 
 from gnntrack.config import load_config
 from gnntrack.errors import ConfigError
-from gnntrack.studies import scaling as S
+from gnntrack.studies import batch_size as BS
+from gnntrack.studies import fast_trainer as FT
+from gnntrack.studies import runtime_schedule as RS
+from gnntrack.studies import to_target as TT
 from gnntrack.studies.provenance import read_results_csv
 from gnntrack.train.optim import default_optimizer_config, make_optimizer
 
@@ -38,13 +41,13 @@ def test_runtime_schedule_matches_optax_warmup(name):
     cfg = default_optimizer_config()
     cfg.name, cfg.lr, cfg.schedule, cfg.warmup_steps, cfg.decay_rate = name, 0.05, "warmup_exponential", 3, 1.0
     ref_tx, _ = make_optimizer(cfg, 4)
-    unit_tx, _ = make_optimizer(S.unit_optimizer_config(cfg), 4)
-    tx = optax.chain(unit_tx, S.scale_by_runtime_schedule())
-    lr, warmup, init = S.runtime_schedule_values(cfg, 4)
+    unit_tx, _ = make_optimizer(RS.unit_optimizer_config(cfg), 4)
+    tx = optax.chain(unit_tx, RS.scale_by_runtime_schedule())
+    lr, warmup, init = RS.runtime_schedule_values(cfg, 4)
     params = {"w": jnp.array([[1.0, -2.0], [0.5, 3.0]]), "b": jnp.array([0.1, -0.1])}
     p_ref, p_run = params, params
     s_ref = ref_tx.init(params)
-    s_run = S.set_runtime_schedule(tx.init(params), lr, warmup, init)
+    s_run = RS.set_runtime_schedule(tx.init(params), lr, warmup, init)
     for k in range(6):
         grads = jax.tree_util.tree_map(lambda x: jnp.sin(x * (k + 1)), p_ref)
         u, s_ref = ref_tx.update(grads, s_ref, p_ref)
@@ -57,32 +60,32 @@ def test_runtime_schedule_matches_optax_warmup(name):
 
 
 def test_helpers():
-    assert S.eval_schedule(10, 0.5, 1) == [1, 2, 3, 4, 6, 9, 10]
-    steps = S.eval_schedule(1000, 0.05, 1)
+    assert FT.eval_schedule(10, 0.5, 1) == [1, 2, 3, 4, 6, 9, 10]
+    steps = FT.eval_schedule(1000, 0.05, 1)
     assert steps[-1] == 1000 and all(b > a for a, b in zip(steps, steps[1:]))
     gaps = np.diff(steps)[-5:] / np.array(steps[-6:-1])
     assert np.all(gaps <= 0.06)                                  # relative resolution ~ eval_rel
-    study = S.default_batch_study_config()
+    study = BS.default_batch_study_config()
     study.max_steps, study.min_steps, study.max_examples = 500, 50, 4000
-    assert [S.step_budget(study, b) for b in (1, 16, 128)] == [500, 250, 50]
-    t = S.Target("val_f1", 0.8, "max")
+    assert [BS.step_budget(study, b) for b in (1, 16, 128)] == [500, 250, 50]
+    t = TT.Target("val_f1", 0.8, "max")
     assert t.reached(0.81) and not t.reached(float("nan")) and t.gap(0.4) == pytest.approx(0.5)
-    assert S.unreached_objective(100, t, 0.4, 0.5) > S.unreached_objective(100, t, 0.6, 0.5) > 100
-    m = S.binary_metrics(np.array([0.9, 0.2, 0.7, 0.1]), np.array([1.0, 1.0, 0.0, 0.0]),
+    assert TT.unreached_objective(100, t, 0.4, 0.5) > TT.unreached_objective(100, t, 0.6, 0.5) > 100
+    m = FT.binary_metrics(np.array([0.9, 0.2, 0.7, 0.1]), np.array([1.0, 1.0, 0.0, 0.0]),
                          np.array([True, True, True, False]), loss_sum=3.0)
     assert m["val_precision"] == 0.5 and m["val_recall"] == 0.5 and m["val_loss"] == 1.0
     with pytest.raises(ConfigError, match="study.trials"):
-        S.split_study_config(tiny_config("study.trials=0"))
-    default = S.default_batch_study_config()
-    assert default.sampler == "grid" and S.n_trials(default) == 2 * default.lr_grid_points
-    space = S.search_space(default, "adam")
+        BS.split_study_config(tiny_config("study.trials=0"))
+    default = BS.default_batch_study_config()
+    assert default.sampler == "grid" and BS.n_trials(default) == 2 * default.lr_grid_points
+    space = BS.search_space(default, "adam")
     assert len(space[0]["grid"]) == default.lr_grid_points and space[1]["choices"] == [0, default.warmup_max]
 
 
 def test_batch_size_study_end_to_end_and_resume(tmp_path):
-    S.clear_caches()
+    FT.clear_caches()
     config = tiny_config()
-    out = S.run_batch_size_study(config, tmp_path, progress=False)
+    out = BS.run_batch_size_study(config, tmp_path, progress=False)
     for name in ("results.csv", "results.md", "results.json", "fit.json", "steps_to_target.png",
                  "examples_to_target.png", "best_lr.png", "curves.png", "noise_scale.png"):
         assert (tmp_path / name).stat().st_size > 0, name
@@ -102,7 +105,7 @@ def test_batch_size_study_end_to_end_and_resume(tmp_path):
     train = [r for r in recs if "grad_norm_sq_local" in r]
     assert train and all(r["B_big"] > r["B_small"] > 0 for r in train)
     assert any(r["b_simple_edges"] is not None and math.isfinite(r["b_simple_edges"]) for r in train)
-    assert len(S.noise_scale_from_metrics(tmp_path / "curves/adam/bs0004_warmup0/metrics.jsonl")) == len(train)
+    assert len(TT.noise_scale_from_metrics(tmp_path / "curves/adam/bs0004_warmup0/metrics.jsonl")) == len(train)
 
     # resume: finished points are read back, not rerun; a removed point is redone alone
     point2 = tmp_path / "points/adam/bs0002/point.json"
@@ -111,7 +114,7 @@ def test_batch_size_study_end_to_end_and_resume(tmp_path):
     point4.unlink()
     for run_dir in (tmp_path / "points/adam/bs0004").glob("seed*"):
         (run_dir / "result.json").unlink()
-    again = S.run_batch_size_study(config, tmp_path, progress=False)
+    again = BS.run_batch_size_study(config, tmp_path, progress=False)
     assert {f: f.stat().st_mtime_ns for f in finished} == finished  # point 2 and its runs untouched
     assert point4.exists()
     df2, _ = read_results_csv(tmp_path / "results.csv")

@@ -1,0 +1,391 @@
+"""The fast study trainer: `train_to_target` trains a run config until a validation target is
+reached (or its step budget is spent), built from the training core (DataParallel,
+make_train_step, batch_iterator).
+
+Data, padded batches and compiled steps are cached in-process (`clear_caches` drops them), and
+the learning rate and warmup live in the optimizer STATE (`gnntrack.studies.runtime_schedule`),
+so the tuning trials of one point reuse one compiled step. It evaluates on a geometric schedule
+(every `eval_rel` x step, so steps-to-target has a fixed relative resolution).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from gnntrack.config import save_config
+from gnntrack.errors import ConfigError
+from gnntrack.graphs.batching import batch_iterator, make_ladder, steps_per_epoch
+from gnntrack.io.atomic import write_json_atomic, write_text_atomic
+from gnntrack.nn.models import build_model
+from gnntrack.studies.runtime_schedule import (RuntimeScheduleState, runtime_schedule_values, schedule_factor,
+                                               scale_by_runtime_schedule, unit_optimizer_config)
+from gnntrack.studies.study_runner import clean
+from gnntrack.studies.to_target import METRICS_FILE, RESULT_FILE, Target, unreached_objective
+from gnntrack.train.data import prepare_data
+from gnntrack.train.defaults import validate_config
+from gnntrack.train.evaluation import eval_batching_config
+from gnntrack.train.losses import resolve_loss_config
+from gnntrack.train.noise_scale import NoiseScaleTracker, step_measurement
+from gnntrack.train.optim import make_optimizer
+from gnntrack.train.parallel import DataParallel
+from gnntrack.train.state import TrainState
+from gnntrack.train.step import make_eval_step, make_train_step
+
+FAST_METRICS = ("val_f1", "val_precision", "val_recall", "val_accuracy", "val_loss")
+
+
+def _key(*parts: Any) -> str:
+    def plain(x):
+        if isinstance(x, ml_collections.ConfigDict):
+            return json.loads(x.to_json_best_effort())
+        return x
+    return json.dumps([plain(p) for p in parts], sort_keys=True, default=str)
+
+
+class _LRU(OrderedDict):
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def get_or(self, key, make: Callable[[], Any]):
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        value = make()
+        self[key] = value
+        while len(self) > self.size:
+            self.popitem(last=False)
+        return value
+
+
+_SPLITS = _LRU(4)
+_ENGINES = _LRU(16)
+_EPOCHS = _LRU(96)
+_VAL = _LRU(8)
+
+
+def clear_caches() -> None:
+    """Drops the in-process data / batch / compiled-step caches of the fast back end."""
+    for cache in (_SPLITS, _ENGINES, _EPOCHS, _VAL):
+        cache.clear()
+
+
+def _splits(config: ml_collections.ConfigDict, workdir: Path):
+    return _SPLITS.get_or(_key(config.data, config.graph),
+                          lambda: prepare_data(config, workdir, progress=False))
+
+
+@dataclasses.dataclass
+class _Engine:
+    """Compiled pieces shared by the runs of one (model, optimizer kind, batching, devices)."""
+
+    model: Any
+    tx: Any
+    dp: Any
+    ladder: Any
+    loss_cfg: Any
+    p_train: Callable
+    p_eval: Callable
+    init_state: Callable   # (seed, graph, lr, warmup, init_factor) -> TrainState (jit)
+    warm: bool = False
+
+
+def _engine(config: ml_collections.ConfigDict, train_graphs, data_key: str) -> _Engine:
+    def make() -> _Engine:
+        dp = DataParallel(config.parallel)
+        model = build_model(config.model)
+        loss_cfg = resolve_loss_config(config.loss, (g.y for g in train_graphs))
+        unit_tx, _ = make_optimizer(unit_optimizer_config(config.optimizer),
+                                    global_batch_size=int(config.batching.graphs_per_step))
+
+        tx = optax.chain(unit_tx, scale_by_runtime_schedule())
+        ladder = make_ladder(train_graphs, config.batching, dp.n_devices, seed=0)
+        p_train = dp.train_step(make_train_step(model, tx, loss_cfg, dp.axis_name))
+        p_eval = dp.eval_step(make_eval_step(model, loss_cfg))
+        def init_state(seed, graph, lr, warmup, init_factor):
+            # one compiled init (params, optimizer state, schedule values) instead of op-by-op dispatch
+
+            init_rng, state_rng = jax.random.split(jax.random.PRNGKey(seed))
+            params = model.init(init_rng, graph, train=False)["params"]
+            state = TrainState.create(params, tx, state_rng)
+            sched = RuntimeScheduleState(count=jnp.zeros([], jnp.int32), lr=lr, warmup=warmup, init_factor=init_factor)
+            return state.replace(opt_state=(*state.opt_state[:-1], sched))
+
+        return _Engine(model, tx, dp, ladder, loss_cfg, p_train, p_eval, jax.jit(init_state))
+
+    opt = unit_optimizer_config(config.optimizer)
+    key = _key(data_key, config.model, opt, config.loss, config.batching, config.parallel)
+    return _ENGINES.get_or(key, make)
+
+
+@dataclasses.dataclass
+class _HostBatch:
+    device: Any            # DeviceBatch placed on the devices
+    n_real_edges: np.ndarray
+    n_graphs: int
+    padded_edges: int
+
+
+def _epoch_batches(engine: _Engine, train_graphs, config, data_key: str, seed: int, epoch: int) -> list[_HostBatch]:
+    def make():
+        out = []
+        for b in batch_iterator(train_graphs, config.batching, engine.dp.n_devices, ladder=engine.ladder,
+                                seed=seed, epoch=epoch):
+            out.append(_HostBatch(engine.dp.put_batch(b), np.asarray(b.n_real_edges), int(b.n_graphs),
+                                  int(b.shape[0] * b.shape[2])))
+        return out
+
+    key = _key(data_key, config.batching, engine.dp.n_devices, engine.ladder.to_dict(), seed, epoch)
+    return _EPOCHS.get_or(key, make)
+
+
+def _val_batches(engine: _Engine, val_graphs, config, data_key: str):
+    """[(DeviceBatch, y [D, E_pad], edge_mask [D, E_pad])] covering every val graph once."""
+    def make():
+        cfg = eval_batching_config(config.batching, len(val_graphs))
+        cfg.graphs_per_step = len(val_graphs)  # one step: one compiled eval shape
+        cfg.max_buckets = 1
+        ladder = make_ladder(val_graphs, cfg, engine.dp.n_devices)
+        return [(engine.dp.put_batch(b), np.asarray(b.y), np.asarray(b.edge_mask))
+                for b in batch_iterator(val_graphs, cfg, engine.dp.n_devices, ladder=ladder, shuffle=False,
+                                        drop_remainder=False)]
+
+    return _VAL.get_or(_key(data_key, config.batching, engine.dp.n_devices), make)
+
+
+def binary_metrics(scores: np.ndarray, labels: np.ndarray, mask: np.ndarray, loss_sum: float,
+                   prefix: str = "val_") -> dict[str, float]:
+    """F1, precision, recall, accuracy at threshold 0.5 and the mean loss over real edges.
+
+    Args: scores, labels, mask: [..., E_pad] arrays (mask True on real edges); loss_sum: summed
+    weighted BCE over the real edges."""
+    mask = mask.astype(bool)
+    pred = (scores > 0.5) & mask
+    true = (labels > 0.5) & mask
+    tp = float(np.sum(pred & true))
+    fp = float(np.sum(pred & ~true))
+    fn = float(np.sum(~pred & true & mask))
+    n = float(mask.sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    accuracy = (n - fp - fn) / n if n else float("nan")
+    return {f"{prefix}f1": f1, f"{prefix}precision": precision, f"{prefix}recall": recall,
+            f"{prefix}accuracy": accuracy, f"{prefix}loss": loss_sum / n if n else float("nan")}
+
+
+def _evaluate(engine: _Engine, state, val) -> dict[str, float]:
+    scores, ys, masks, loss = [], [], [], 0.0
+    for batch, y, mask in val:
+        out = jax.device_get(engine.p_eval(state, batch))
+        scores.append(np.asarray(out["scores"]))
+        ys.append(y)
+        masks.append(mask)
+        loss += float(np.sum(out["loss_sum"]))
+    return binary_metrics(np.concatenate([s.ravel() for s in scores]), np.concatenate([y.ravel() for y in ys]),
+                          np.concatenate([m.ravel() for m in masks]), loss)
+
+
+def _init_state(engine: _Engine, example_graph, seed: int, lr: float, warmup: int, init_factor: float):
+    """Fresh state (same values as gnntrack.train.state.init_train_state(seed)) with the runtime
+    schedule set, placed on the devices."""
+    state = engine.init_state(np.int32(seed), example_graph, np.float32(lr), np.float32(warmup),
+                              np.float32(init_factor))
+    if engine.dp.mode == "shard_map":
+        # a fresh state owned by nobody else: place it without DataParallel.put_state's defensive
+        # per-leaf copies (each a small compilation)
+        return jax.device_put(state, NamedSharding(engine.dp.mesh, P()))
+    return engine.dp.put_state(state)
+
+
+def eval_schedule(budget: int, rel: float, min_every: int) -> list[int]:
+    """Steps at which the fast trainer evaluates: s_{k+1} = s_k + max(min_every, floor(rel s_k)),
+    from s_0 = min_every, and always the last step `budget`."""
+    steps, s = [], max(1, int(min_every))
+    while s < budget:
+        steps.append(s)
+        s += max(int(min_every), int(math.floor(rel * s)), 1)
+    steps.append(int(budget))
+    return steps
+
+
+def train_to_target(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
+                    report_fn: Callable[[int, dict], bool] | None = None, resume: bool = True,
+                    target: Target | None = None, eval_rel: float = 0.05, eval_min_every: int = 1,
+                    noise_decay: float = 0.9, stop_at_target: bool = True) -> dict[str, Any]:
+    """Trains `config` until the validation target is reached or `config.train.steps` are done.
+
+    The signature matches the sweep's train function (`run_sweep(train_fn=functools.partial(
+    train_to_target, target=...))`). Writes `metrics.jsonl` (train records every
+    `config.train.log_every` steps with loss, lr, gradient norms and B_simple; a val record at
+    every evaluation) and `result.json`, both atomically at the end; with resume=True an existing
+    result.json is returned as is (runs are short: an interrupted run starts over).
+
+    Returns:
+      dict: reached (bool), steps_to_target (int or None), examples_to_target (graphs),
+      epochs_to_target, wall_to_target_s (training time without evaluations / compilation),
+      objective (steps_to_target, or budget * (2 + relative gap) when not reached: the sweep
+      minimises it), steps, budget, batch_size, lr, warmup_steps, best `val_*` and final `val_*`
+      metrics, edges_per_step (mean real edges per step), padded_edges_per_step, b_simple_edges
+      and b_simple_graphs (final EMA estimate; nan on one device), diverged, seed.
+    """
+    workdir = Path(workdir)
+    result_path = workdir / RESULT_FILE
+    if resume and result_path.exists():
+        return json.loads(result_path.read_text())
+    config = ml_collections.ConfigDict(config.to_dict())
+    validate_config(config)
+    target = target or Target()
+    if target.metric not in FAST_METRICS:
+        raise ConfigError(f"config key 'study.target_metric'={target.metric!r}: the fast back end measures "
+                          f"{', '.join(FAST_METRICS)}")
+    workdir.mkdir(parents=True, exist_ok=True)
+    save_config(config, workdir)
+    splits = _splits(config, workdir)
+    train_graphs, val_graphs = splits.train, splits.val
+    if not val_graphs:
+        raise ConfigError("a steps-to-target run needs validation graphs (data.n_val > 0)")
+    data_key = _key(config.data, config.graph)
+    engine = _engine(config, train_graphs, data_key)
+    bs = int(config.batching.graphs_per_step)
+
+    per_epoch = steps_per_epoch(len(train_graphs), config.batching)
+    if per_epoch < 1:
+        raise ConfigError(f"{len(train_graphs)} training graphs give no full step of batching.graphs_per_step={bs}")
+    budget = int(config.train.steps)
+    seed = int(config.seed)
+    lr, warmup, init_factor = runtime_schedule_values(config.optimizer, bs)
+    val = _val_batches(engine, val_graphs, config, data_key)
+    first = _epoch_batches(engine, train_graphs, config, data_key, seed, 0)
+    example = jax.tree_util.tree_map(lambda x: np.asarray(x)[0], first[0].device.graph)
+    if not engine.warm:  # compile train (every bucket shape) + eval once, outside run timings
+        scratch = _init_state(engine, example, seed, lr, warmup, init_factor)
+        shapes = {}
+        for hb in first:
+            shapes.setdefault(jax.tree_util.tree_map(np.shape, hb.device).__repr__(), hb)
+        for hb in shapes.values():
+            scratch, m = engine.p_train(scratch, hb.device)
+        _evaluate(engine, scratch, val)
+        jax.block_until_ready(m)
+        del scratch
+        engine.warm = True
+    state = _init_state(engine, example, seed, lr, warmup, init_factor)
+
+    tracker = NoiseScaleTracker(decay=float(noise_decay))
+    records: list[dict] = []
+    log_every = max(1, int(config.train.log_every))
+    evals = eval_schedule(budget, float(eval_rel), int(eval_min_every))
+    pending: list[Any] = []
+    edges_total = padded_total = graphs_total = 0
+    train_seconds = eval_seconds = 0.0
+    best: dict[str, float] = {}
+    last_val: dict[str, float] = {}
+    reached_step = None
+    reached_wall = None
+    diverged = pruned = False
+    loss_window: list[float] = []
+    step = 0
+    t_phase = time.perf_counter()
+    t_start = t_phase
+    eval_iter = iter(evals)
+    next_eval = next(eval_iter)
+    mean_edges_per_graph = float(np.mean([g.n_edges for g in train_graphs]))
+
+    batches, batches_epoch = first, 0
+    while step < budget:
+        epoch, pos = divmod(step, per_epoch)
+        if epoch != batches_epoch:  # (the cache lookup hashes the config: once per epoch)
+            batches, batches_epoch = _epoch_batches(engine, train_graphs, config, data_key, seed, epoch), epoch
+        hb = batches[pos]
+        state, metrics = engine.p_train(state, hb.device)
+        step += 1
+        pending.append(metrics)
+        edges_total += int(hb.n_real_edges.sum())
+        padded_total += hb.padded_edges
+        graphs_total += hb.n_graphs
+        if step != next_eval and step < budget:
+            continue
+        # --- evaluation point: fetch the pending step metrics (one sync), then validate --------
+        host = jax.device_get(pending)
+        train_seconds += time.perf_counter() - t_phase
+        first_step = step - len(host) + 1
+        for i, m in enumerate(host):
+            s = first_step + i
+            m = {k: float(np.asarray(v)) for k, v in m.items()}
+            loss_window.append(m["loss"])
+            if not math.isfinite(m["loss"]):
+                diverged = True
+                break
+            row = step_measurement(m)
+            if row is not None:
+                tracker.update(*row)
+            if s % log_every == 0 or s == step:
+                factor = float(schedule_factor(np.asarray(s - 1), np.float32(warmup), np.float32(init_factor)))
+                b_edges = tracker.value
+                records.append({
+                    "step": s, "epoch": (s - 1) // per_epoch, "loss": float(np.mean(loss_window)),
+                    "lr": lr * factor, "grad_norm": m["grad_norm"],
+                    "grad_norm_sq_local": m["grad_norm_sq_local"], "grad_norm_sq_global": m["grad_norm_sq_global"],
+                    "B_small": m["B_small"], "B_big": m["B_big"], "b_simple_edges": b_edges,
+                    "b_simple_graphs": b_edges / mean_edges_per_graph if math.isfinite(b_edges) else float("nan"),
+                    "train_s": train_seconds})
+                loss_window = []
+        pending = []
+        if diverged:
+            break
+        t_eval = time.perf_counter()
+        val_m = _evaluate(engine, state, val)
+        eval_seconds += time.perf_counter() - t_eval
+        last_val = val_m
+        records.append({"step": step, **val_m, "train_s": train_seconds, "wall_s": time.perf_counter() - t_start})
+        value = val_m[target.metric]
+        if math.isfinite(value) and (not best or (value > best[target.metric] if target.mode == "max"
+                                                  else value < best[target.metric])):
+            best = dict(val_m)
+        if reached_step is None and target.reached(value):
+            reached_step, reached_wall = step, train_seconds
+        if report_fn is not None and report_fn(step, val_m):
+            pruned = True
+        if pruned or (reached_step is not None and stop_at_target):
+            break
+        next_eval = next(eval_iter, budget)
+        t_phase = time.perf_counter()
+
+    reached = reached_step is not None
+    final_value = best.get(target.metric, float("nan"))
+    objective = float(reached_step) if reached else unreached_objective(budget, target, final_value,
+                                                                        best.get("val_loss", float("nan")))
+    b_edges = tracker.value
+    result = {
+        "reached": reached, "steps_to_target": reached_step,
+        "examples_to_target": reached_step * bs if reached else None,
+        "epochs_to_target": reached_step * bs / len(train_graphs) if reached else None,
+        "wall_to_target_s": reached_wall, "objective": objective, "target_metric": target.metric,
+        "target_value": target.value, "steps": step, "budget": budget, "batch_size": bs,
+        "n_devices": engine.dp.n_devices, "optimizer": config.optimizer.name, "lr": lr,
+        "warmup_steps": warmup, "seed": seed, "diverged": diverged, "pruned": pruned,
+        "n_train_graphs": len(train_graphs), "n_val_graphs": len(val_graphs),
+        "edges_per_step": edges_total / max(step, 1), "padded_edges_per_step": padded_total / max(step, 1),
+        "graphs_per_step": graphs_total / max(step, 1), "mean_edges_per_graph": mean_edges_per_graph,
+        "train_seconds": train_seconds, "eval_seconds": eval_seconds,
+        "b_simple_edges": b_edges,
+        "b_simple_graphs": b_edges / mean_edges_per_graph if math.isfinite(b_edges) else float("nan"),
+        **{f"best_{k}": v for k, v in best.items()}, **last_val,
+    }
+    write_text_atomic(workdir / METRICS_FILE, "".join(json.dumps(clean(r)) + "\n" for r in records))
+    write_json_atomic(result_path, clean(result))
+    return clean(result)
