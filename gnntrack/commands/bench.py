@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-HELP = "time one model's train step (Adam, weighted BCE) and inference on a random graph"
+HELP = ("time one model's train step (Adam, weighted BCE) and inference on a random graph; "
+        "FLOPs counted from the model (XLA's cost analysis beside them)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +51,15 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result))
         return 0
     for key, value in result.items():
-        text = f"{value:.4g}" if isinstance(value, float) else str(value)
-        print(f"{key:>22}: {text}")
+        print(f"{key:>30}: {_text(value)}")
     return 0
+
+
+def _text(value) -> str:
+    """4 significant digits for floats, also inside a dict (the FLOPs by phase and kind)."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: " + (f"({_text(v)})" if isinstance(v, dict) else _text(v))
+                         for k, v in value.items())
+    return str(value)

@@ -121,6 +121,6 @@ def test_bench_cli_remat_iteration_counts_the_unrolled_flops(capsys):
     tx = optax.adam(1e-3)
     flops = compiled_flops(make_train_step(plain, tx, donate=False), params, tx.init(params),
                            graph, y, np.ones_like(y))
-    assert result["flops_per_step"] == pytest.approx(flops, rel=1e-6)
+    assert result["xla_flops_per_train_step"] == pytest.approx(flops, rel=1e-6)
     assert cli.main(["bench", "--nodes", "30", "--edges", "90", "--remat", "layers"]) == 2
     assert "model.remat" in capsys.readouterr().err
