@@ -9,6 +9,8 @@ float32 rounding (XLA blocks a matmul differently for another row count), hence
 leave distance gaps far above that rounding.
 """
 
+from typing import Callable, NamedTuple
+
 import jax
 import jax.numpy as jnp
 import jraph
@@ -24,6 +26,34 @@ def batch_of(sizes=SIZES, features=3, edges_per_node=3, seed=0) -> list[jraph.Gr
     """One random numpy graph per size (edges within the graph); see `gnntrack.bench.random_graph`."""
     return [random_graph(n, edges_per_node * n, n_node_features=features, seed=seed + i)[0]
             for i, n in enumerate(sizes)]
+
+
+class NodeLayerCase(NamedTuple):
+    """A layer `(x, n_node) -> [N, ...]` initialised on the batch of `batch_of()`."""
+
+    graphs: list        # the graphs alone
+    graph: jraph.GraphsTuple  # batched
+    params: dict
+    fn: Callable        # jitted graph -> layer(graph.nodes, graph.n_node)
+
+
+def node_layer_case(layer) -> NodeLayerCase:
+    graphs = batch_of()
+    graph = jraph.batch_np(graphs)
+    params = jax.jit(layer.init)(jax.random.key(0), graph.nodes, graph.n_node)["params"]
+    # jitted: the checks call it at several shapes
+    fn = jax.jit(lambda g: layer.apply({"params": params}, g.nodes, g.n_node))
+    return NodeLayerCase(graphs, graph, params, fn)
+
+
+def padded_node_loss(layer, graph):
+    """(loss(params, x), x): a scalar of the layer's outputs on `graph` padded by jraph, whose
+    gradient reaches every parameter and node feature."""
+    pad = padded(graph)
+
+    def loss(params, x):
+        return jnp.sum(jnp.tanh(layer.apply({"params": params}, x, pad.n_node)))
+    return loss, jnp.asarray(pad.nodes)
 
 
 def padded(graph, extra_nodes=5, extra_edges=7, extra_graphs=2) -> jraph.GraphsTuple:
@@ -47,11 +77,12 @@ def permute_nodes(graph, perm) -> jraph.GraphsTuple:
                           receivers=inverse[graph.receivers])
 
 
-def assert_padding_safe(fn, graph):
-    """Real nodes' outputs do not change when jraph padding (nodes, edges, graphs) is added."""
+def assert_padding_safe(fn, graph, level="node"):
+    """Real outputs (rows per node, edge or graph: `level`) do not change when jraph padding
+    (nodes, edges, graphs) is added."""
     want = fn(graph)
-    n = graph.nodes.shape[0]
-    for extra in [(1, 0, 1), (5, 7, 2), (40, 3, 4)]:
+    n = {"node": graph.nodes.shape[0], "edge": len(graph.senders), "graph": len(graph.n_node)}[level]
+    for extra in [(1, 0, 1), (40, 3, 4)]:  # the least padding, and more padding than graph
         assert_close_across_shapes(fn(padded(graph, *extra))[:n], want)
 
 
@@ -70,6 +101,15 @@ def assert_permutation_equivariant(fn, graph, seed=0):
 def assert_jit_matches_eager(fn, graph):
     """jax.jit(fn) and fn run op by op agree."""
     assert_close_across_shapes(jax.jit(fn)(graph), fn(graph))
+
+
+def assert_layer_contract(fn, graphs):
+    """All of the above for jitted `fn` on `graphs` (jit vs no jit on fn's unjitted function)."""
+    graph = jraph.batch_np(graphs)
+    assert_padding_safe(fn, graph)
+    assert_graphs_isolated(fn, graphs)
+    assert_permutation_equivariant(fn, graph)
+    assert_jit_matches_eager(fn.__wrapped__, graph)
 
 
 def assert_finite_gradients(loss, *args):

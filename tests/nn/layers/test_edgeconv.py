@@ -1,67 +1,43 @@
 """EdgeConv: padding-safe, graphs isolated, permutation equivariant, jit = no jit, finite gradients."""
 
 import jax
-import jax.numpy as jnp
-import jraph
 import numpy as np
 import pytest
 
 from gnntrack.nn.layers.edgeconv import EdgeConv
-from tests.nn.layers.layer_helpers import (assert_finite_gradients, assert_graphs_isolated,
-                                           assert_jit_matches_eager, assert_padding_safe,
-                                           assert_permutation_equivariant, batch_of, padded)
+from tests.nn.layers.layer_helpers import (assert_finite_gradients, assert_layer_contract,
+                                           node_layer_case, padded_node_loss)
 
 LAYER = EdgeConv(features=(8, 8), k=4, block_size=8)
 
 
 @pytest.fixture(scope="module")
-def setup():
-    graphs = batch_of()
-    graph = jraph.batch_np(graphs)
-    params = jax.jit(LAYER.init)(jax.random.key(0), graph.nodes, graph.n_node)["params"]
-    # jitted: the checks call it at several shapes (test_jit_matches_no_jit unwraps it)
-    return graphs, graph, jax.jit(lambda g: LAYER.apply({"params": params}, g.nodes, g.n_node)), params
+def case():
+    return node_layer_case(LAYER)
 
 
-def test_output_shape(setup):
-    _, graph, fn, _ = setup
-    assert fn(graph).shape == (graph.nodes.shape[0], 8)
+def test_output_shape(case):
+    assert case.fn(case.graph).shape == (case.graph.nodes.shape[0], 8)
 
 
-def test_padding_safe(setup):
-    assert_padding_safe(setup[2], setup[1])
+def test_padding_safe_isolated_equivariant_and_jit_equal(case):
+    assert_layer_contract(case.fn, case.graphs)
 
 
-def test_graphs_never_see_each_other(setup):
-    assert_graphs_isolated(setup[2], setup[0])
+def test_lone_node_gets_its_shortcut_only(case):
+    lone = 9 + 3  # the graph of one node (batch_of's sizes 9, 3, 1, 12): no neighbours
+    shortcut = case.params["shortcut"]
+    want = jax.nn.relu(case.graph.nodes[lone] @ shortcut["kernel"] + shortcut["bias"])
+    np.testing.assert_allclose(case.fn(case.graph)[lone], want, rtol=1e-6, atol=1e-6)
 
 
-def test_permutation_equivariant(setup):
-    assert_permutation_equivariant(setup[2], setup[1])
-
-
-def test_jit_matches_no_jit(setup):
-    assert_jit_matches_eager(setup[2].__wrapped__, setup[1])
-
-
-def test_lone_node_gets_its_shortcut_only(setup):
-    _, graph, fn, params = setup
-    lone = 9 + 3  # the graph of one node: no neighbours
-    shortcut = graph.nodes[lone] @ params["shortcut"]["kernel"] + params["shortcut"]["bias"]
-    np.testing.assert_allclose(fn(graph)[lone], jax.nn.relu(shortcut), rtol=1e-6, atol=1e-6)
-
-
-def test_coords_choose_the_neighbours(setup):
-    _, graph, _, params = setup
+def test_coords_choose_the_neighbours(case):
+    graph = case.graph
     coords = np.random.default_rng(5).normal(size=(graph.nodes.shape[0], 2)).astype(np.float32)
-    apply = jax.jit(lambda c: LAYER.apply({"params": params}, graph.nodes, graph.n_node, coords=c))
+    apply = jax.jit(lambda c: LAYER.apply({"params": case.params}, graph.nodes, graph.n_node, coords=c))
     assert not np.allclose(apply(coords), apply(graph.nodes))
 
 
-def test_gradients_finite_on_a_padded_batch(setup):
-    _, graph, _, params = setup
-    pad = padded(graph)
-
-    def loss(p, x):
-        return jnp.sum(jnp.tanh(LAYER.apply({"params": p}, x, pad.n_node)))
-    assert_finite_gradients(loss, params, jnp.asarray(pad.nodes))
+def test_gradients_finite_on_a_padded_batch(case):
+    loss, x = padded_node_loss(LAYER, case.graph)
+    assert_finite_gradients(loss, case.params, x)
