@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--restart", dest="resume", action="store_false",
                        help="ignore existing checkpoints in --workdir and start from step 0")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    from gnntrack.studies.distributed import add_launch_arguments
+    from gnntrack.train.distributed import add_launch_arguments
 
     add_launch_arguments(parser)
 
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
     from gnntrack.io.atomic import check_directory_path
     from gnntrack.io.lock import check_not_busy, hold_directory
-    from gnntrack.studies.distributed import ENV_AUTO, distributed_env, launch_from_args
+    from gnntrack.train.distributed import ENV_AUTO, distributed_env, launch_from_args
 
     check_directory_path(args.workdir, "--workdir")
     if distributed_env() is None and os.environ.get(ENV_AUTO, "").lower() != "auto":

@@ -285,8 +285,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, root: Path, workdir: 
     from gnntrack.train.evaluation import edge_summary, predict_edge_scores
     from gnntrack.train.losses import resolve_loss_config
     from gnntrack.train.optim import make_optimizer
-    from gnntrack.studies.distributed import make_data_parallel
-    from gnntrack.studies.noise_scale import NoiseScaleTracker, step_measurement
+    from gnntrack.train.distributed import make_data_parallel
+    from gnntrack.train.noise_scale import NoiseScaleTracker, step_measurement
     from gnntrack.train.state import device_slice, init_train_state, param_count
     from gnntrack.train.step import make_eval_step, make_train_step
     from gnntrack.train.writers import MetricWriter

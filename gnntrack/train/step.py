@@ -7,7 +7,7 @@
 Inside, each device computes the sum of its weighted per-edge losses and its gradient; both are
 psum'd and divided by the GLOBAL real edge count, so the update is the same for any device count
 (up to float summation order). The step also measures the two squared gradient norms the
-McCandlish gradient-noise-scale estimator needs (gnntrack.studies.noise_scale).
+McCandlish gradient-noise-scale estimator needs (gnntrack.train.noise_scale).
 """
 
 from __future__ import annotations

@@ -139,7 +139,7 @@ def test_config_differences_ignores_resume_mutable_keys():
 def test_noise_scale_is_logged_from_the_step_gradient_norms(tmp_path, cache):
     """On two devices every train record carries B_simple, and it is exactly the EMA tracker fed
     with the per-step gradient norms the same records log (log_every=1: one step per record)."""
-    from gnntrack.studies.noise_scale import NoiseScaleTracker, step_measurement
+    from gnntrack.train.noise_scale import NoiseScaleTracker, step_measurement
 
     config = load_config(SMOKE, [f"data.cache_dir={cache}", "parallel.n_devices=2", "train.eval_every=0",
                                  "train.checkpoint_every=0", "train.tensorboard=False",

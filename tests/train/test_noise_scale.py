@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from gnntrack.studies.batch_fit import fit_steps_to_target
-from gnntrack.studies.noise_scale import NoiseScaleTracker, b_simple_from_arrays, two_batch_estimates
+from gnntrack.train.noise_scale import NoiseScaleTracker, b_simple_from_arrays, two_batch_estimates
 
 
 def _synthetic_norms(rng, true_grad, noise_std, b_small, n_devices):

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 from gnntrack.errors import ConfigError
-from gnntrack.studies import distributed as dist
+from gnntrack.train import distributed as dist
 from tests.studies.processes import children, gone, needs_proc, process_group, wait_for
 
 
 def test_two_processes_agree_with_one(tmp_path):
     out = tmp_path / "mp.npz"
-    rc = dist.launch_local([sys.executable, "-m", "gnntrack.studies.distributed", "agreement", str(out), "3"], 2,
+    rc = dist.launch_local([sys.executable, "-m", "gnntrack.train.distributed", "agreement", str(out), "3"], 2,
                            devices_per_process=1, timeout_s=240, log_dir=tmp_path / "logs")
     assert rc == 0, (tmp_path / "logs" / "process_1.log").read_text()[-2000:]
     multi = dict(np.load(out))

@@ -518,9 +518,9 @@ def _agreement_main(out_path: str, n_steps: int) -> None:
     jax.distributed.shutdown()
 
 
-if __name__ == "__main__":  # python -m gnntrack.studies.distributed agreement OUT.npz STEPS
+if __name__ == "__main__":  # python -m gnntrack.train.distributed agreement OUT.npz STEPS
     if len(sys.argv) >= 3 and sys.argv[1] == "agreement":
         _agreement_main(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 3)
     else:
-        print("usage: python -m gnntrack.studies.distributed agreement OUT.npz [STEPS]", file=sys.stderr)
+        print("usage: python -m gnntrack.train.distributed agreement OUT.npz [STEPS]", file=sys.stderr)
         sys.exit(2)
