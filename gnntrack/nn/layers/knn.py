@@ -62,6 +62,9 @@ def knn_graph(coords: jnp.ndarray, n_node: jnp.ndarray, k: int, *,
       KnnGraph with arrays of length N*k.
     """
     n = coords.shape[0]
+    if n == 0:
+        empty = jnp.zeros(0, jnp.int32)
+        return KnnGraph(senders=empty, receivers=empty, mask=jnp.zeros(0, bool))
     x = jax.lax.stop_gradient(jnp.asarray(coords, jnp.float32))
     graph = node_graph_index(n_node, n)
     node = jnp.arange(n, dtype=jnp.int32)

@@ -58,6 +58,11 @@ def test_more_neighbours_asked_than_nodes():
     assert as_lists(knn_of(graph, k=6), 3, 6) == brute_force(graph.nodes, graph.n_node, 6)
 
 
+def test_no_nodes_no_edges():
+    knn = knn_graph(np.zeros((0, 3), np.float32), np.zeros(1, np.int32), K)
+    assert [a.shape for a in knn] == [(0,)] * 3
+
+
 def test_padding_is_nobodys_neighbour():
     graph = jraph.batch_np(batch_of())
     n = graph.nodes.shape[0]
