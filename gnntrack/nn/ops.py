@@ -41,6 +41,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from gnntrack._compat import vary_like
 from gnntrack.nn import cpu_kernels
 
 _KERNELS_ON = contextvars.ContextVar("gnntrack_ops_kernels", default=True)
@@ -129,7 +130,7 @@ def _vary_together(*arrays):
     """Inside shard_map: cast the operands to one device-varying type before a custom-VJP call,
     so each cotangent has its primal's type (autodiff of the cast then sums the gradient of a
     replicated operand over devices, as for plain jnp code)."""
-    return cpu_kernels._vary_like(arrays, *arrays)
+    return vary_like(arrays, *arrays)
 
 
 # ---------------------------------------------------------------------------------------------

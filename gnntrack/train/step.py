@@ -20,6 +20,7 @@ import ml_collections
 import optax
 from jax import lax
 
+from gnntrack._compat import varying_axes
 from gnntrack.graphs.batching import DeviceBatch
 from gnntrack.train.losses import loss_weights, masked_loss_sum, weighted_bce
 from gnntrack.train.state import TrainState
@@ -40,21 +41,11 @@ def _device_varying(tree: Any, like: jax.Array, axis_name: str) -> Any:
     gives each device its own gradient, which we then psum explicitly. Under pmap and
     jax.vmap(axis_name=...) nothing tracks variance and the tree is returned unchanged.
     """
-    if axis_name not in _varying_axes(like):
+    if axis_name not in varying_axes(like):
         return tree
     return jax.tree_util.tree_map(
-        lambda x: x if axis_name in _varying_axes(x) else lax.pcast(x, axis_name, to="varying"),
+        lambda x: x if axis_name in varying_axes(x) else lax.pcast(x, axis_name, to="varying"),
         tree)
-
-
-def _varying_axes(x) -> frozenset:
-    """Device axes a traced value varies over (`manual_axis_type.varying` in JAX 0.10,
-    `vma` in JAX 0.7-0.9); empty outside shard_map."""
-    aval = jax.typeof(x)
-    mat = getattr(aval, "manual_axis_type", None)
-    if mat is not None:
-        return frozenset(getattr(mat, "varying", ()))
-    return frozenset(getattr(aval, "vma", ()))
 
 
 def make_train_step(model, tx: optax.GradientTransformation, loss_cfg: ml_collections.ConfigDict,

@@ -46,6 +46,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gnntrack._compat import vary_like
+
 logger = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("edge_mlp.cc")
@@ -222,21 +224,6 @@ def _require() -> None:
         raise RuntimeError(f"the fused CPU kernels are unavailable: {status().detail}")
 
 
-def _vary_like(outputs, *inputs):
-    """Inside `jax.shard_map`: mark the kernel's outputs device-varying over every mesh axis its
-    inputs vary over. An FFI call's result types carry no such axes, and autodiff rejects a
-    cotangent whose type differs from its primal's ("expected float32[...]{V:devices}")."""
-    from gnntrack.nn.layers import _varying_axes  # noqa: PLC0415 -- layers imports this lazily
-
-    axes = frozenset().union(*(_varying_axes(x) for x in inputs))
-
-    def cast(out):
-        missing = tuple(sorted(axes - _varying_axes(out)))
-        return jax.lax.pcast(out, missing, to="varying") if missing else out
-
-    return jax.tree_util.tree_map(cast, outputs)
-
-
 def _extra_rows(extra, n_edges: int, width: int) -> jnp.ndarray:
     """The edge kernels' optional per-edge first-layer term: [E, H], or [0, H] for none."""
     if extra is None:
@@ -262,7 +249,7 @@ def edge_mlp(ps: jnp.ndarray, pr: jnp.ndarray, senders: jnp.ndarray, receivers: 
     args = (f32(ps), f32(pr), jnp.asarray(senders, jnp.int32), jnp.asarray(receivers, jnp.int32),
             f32(vecs), f32(mats).reshape(-1, ps.shape[-1], ps.shape[-1]), f32(w_out),
             f32(b_out).reshape(1), _extra_rows(extra, n_edges, ps.shape[-1]))
-    return _vary_like(call(*args), *args)
+    return vary_like(call(*args), *args)
 
 
 def row_mlp(x: jnp.ndarray, vecs: jnp.ndarray, mats: jnp.ndarray) -> jnp.ndarray:
@@ -278,7 +265,7 @@ def row_mlp(x: jnp.ndarray, vecs: jnp.ndarray, mats: jnp.ndarray) -> jnp.ndarray
                             vmap_method="sequential")
     args = (jnp.asarray(x, jnp.float32), jnp.asarray(vecs, jnp.float32),
             jnp.asarray(mats, jnp.float32).reshape(-1, width, width))
-    return _vary_like(call(*args), *args)
+    return vary_like(call(*args), *args)
 
 
 def _grad_outputs(n_rows: int, width: int, n_layers: int):
@@ -312,7 +299,7 @@ def edge_mlp_grad(ps, pr, senders, receivers, vecs, mats, w_out, b_out, g, extra
                             vmap_method="sequential")
     args = (ps, pr, senders, receivers, vecs, mats.reshape(-1, width, width), w_out,
             b_out.reshape(1), _extra_rows(extra, senders.shape[0], width), g)
-    d_in, partials = _vary_like(call(*args), *args)
+    d_in, partials = vary_like(call(*args), *args)
     return (d_in, *_unpack_grad_params(partials, n_layers, width))
 
 
@@ -324,7 +311,7 @@ def row_mlp_grad(x, vecs, mats, g):
     call = jax.ffi.ffi_call(ROW_MLP_GRAD_TARGET, _grad_outputs(x.shape[0], width, n_layers),
                             vmap_method="sequential")
     args = (x, vecs, mats.reshape(-1, width, width), g)
-    dx, partials = _vary_like(call(*args), *args)
+    dx, partials = vary_like(call(*args), *args)
     d_vecs, d_mats, _, _ = _unpack_grad_params(partials, n_layers, width)
     return dx, d_vecs, d_mats
 
@@ -343,7 +330,7 @@ def segment_order(index: jnp.ndarray, num_segments: int) -> tuple[jnp.ndarray, j
                             (jax.ShapeDtypeStruct(index.shape, jnp.int32),
                              jax.ShapeDtypeStruct((num_segments + 1,), jnp.int32)),
                             vmap_method="sequential")
-    return _vary_like(call(index), index)
+    return vary_like(call(index), index)
 
 
 def segment_gather_sum(table: jnp.ndarray, rows: jnp.ndarray, coef: jnp.ndarray | None,
@@ -361,7 +348,7 @@ def segment_gather_sum(table: jnp.ndarray, rows: jnp.ndarray, coef: jnp.ndarray 
                             vmap_method="sequential")
     args = (jnp.asarray(table, jnp.float32), jnp.asarray(rows, jnp.int32), coef,
             jnp.asarray(ptr, jnp.int32))
-    return _vary_like(call(*args), *args)
+    return vary_like(call(*args), *args)
 
 
 def segment_sum(data: jnp.ndarray, index: jnp.ndarray, num_segments: int) -> jnp.ndarray:
@@ -379,7 +366,7 @@ def row_dots(a: jnp.ndarray, ia: jnp.ndarray, b: jnp.ndarray, ib: jnp.ndarray) -
                             vmap_method="sequential")
     args = (jnp.asarray(a, jnp.float32), jnp.asarray(ia, jnp.int32), jnp.asarray(b, jnp.float32),
             jnp.asarray(ib, jnp.int32))
-    return _vary_like(call(*args), *args)
+    return vary_like(call(*args), *args)
 
 
 __all__ = ["KernelStatus", "status", "available", "loaded_label", "build", "edge_mlp", "row_mlp",

@@ -16,6 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gnntrack._compat import vary_like
 from gnntrack.errors import ConfigError
 
 ACTIVATIONS: dict[str, Callable[[jnp.ndarray], jnp.ndarray]] = {
@@ -148,24 +149,8 @@ def norm_act(h, scale, bias, activation="tanh"):
     remat and `jax.shard_map` (replicated scale/bias are cast to h's device-varying type first,
     so autodiff sums their gradients over devices exactly as for plain jnp code).
     """
-    scale, bias = _match_varying(scale, h), _match_varying(bias, h)
+    scale, bias = vary_like(scale, h), vary_like(bias, h)
     return _norm_act(h, scale, bias, activation)
-
-
-def _match_varying(x, like):
-    """Inside shard_map: mark `x` as varying over the mesh axes `like` varies over."""
-    axes = tuple(sorted(_varying_axes(like) - _varying_axes(x)))
-    return jax.lax.pcast(x, axes, to="varying") if axes else x
-
-
-def _varying_axes(x) -> frozenset:
-    """Mesh axes over which x is device-varying (empty outside shard_map; the attribute moved
-    between JAX versions: `aval.vma` earlier, `aval.mat.varying` in 0.10)."""
-    aval = jax.typeof(x)
-    mat = getattr(aval, "mat", None)
-    if mat is not None and hasattr(mat, "varying"):
-        return frozenset(mat.varying)
-    return frozenset(getattr(aval, "vma", ()) or ())
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
