@@ -2,7 +2,7 @@
 
   geometry.py   `Detector` (one row per layer, TrackML ids), `default_detector()`, PIXEL_VOLUMES
   particles.py  particle generator (pileup or fixed count) and TrackML particles.csv reader
-  simulate.py   `default_simulation_config()`, `simulate_event(...)`, `simulate_events(...)`,
-                TrackML truth weights
+  simulate.py   `default_simulation_config()`, `simulate_event(...)`, `simulate_events(...)`
+  weights.py    TrackML phase-1 truth weights
   toy.py        planes toy (2D/3D, straight/curved tracks) in the same TrackML tables
 """

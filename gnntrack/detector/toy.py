@@ -24,9 +24,10 @@ import ml_collections
 import numpy as np
 import pandas as pd
 
+from gnntrack.config import check_known_keys
 from gnntrack.detector.geometry import Detector
 from gnntrack.detector.particles import particles_frame
-from gnntrack.detector.simulate import trackml_weights
+from gnntrack.detector.weights import trackml_weights
 from gnntrack.errors import ConfigError
 from gnntrack.io.event import HITS_COLUMNS, TRUTH_COLUMNS, Event
 
@@ -57,8 +58,6 @@ def default_toy_config() -> ml_collections.ConfigDict:
 
 def validate_toy_config(config, where: str = "toy") -> None:
     """Raises ConfigError naming the key for unknown keys or bad values."""
-    from gnntrack.config import check_known_keys
-
     check_known_keys(config, default_toy_config(), where)
     checks = [("n_planes", config.n_planes >= 2, "must be >= 2"), ("dims", config.dims in (2, 3), "must be 2 or 3"),
               ("n_tracks", config.n_tracks >= 1, "must be >= 1"), ("spacing", config.spacing > 0, "must be > 0"),

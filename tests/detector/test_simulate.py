@@ -7,8 +7,8 @@ import pytest
 from gnntrack.detector.geometry import default_detector
 from gnntrack.detector.particles import generate_particles, particles_frame
 from gnntrack.detector.simulate import (
-    default_simulation_config, event_rng, helix_radius_mm, order_weight_table, pt_weight, simulate_event,
-    trackml_weights)
+    default_simulation_config, event_rng, helix_radius_mm, simulate_event)
+from gnntrack.detector.weights import order_weight_table, pt_weight, trackml_weights
 from gnntrack.io.event import HITS_COLUMNS, PARTICLES_COLUMNS, TRUTH_COLUMNS
 
 
