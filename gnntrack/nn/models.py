@@ -25,6 +25,7 @@ import jraph
 import ml_collections
 
 from gnntrack.errors import ConfigError
+from gnntrack.nn import ops
 from gnntrack.nn.layers import MLP, gather_rows, get_activation, get_dtype
 from gnntrack.nn.registry import build_model, default_model_config, get_message, register_model
 
@@ -235,7 +236,8 @@ class SegmentClassifier(nn.Module):
                        name="edge_net", cpu_kernel=kernels, **common)
         node_net = mlp([self.hidden] * self.node_layers, final_activation=True, name="node_net",
                        cpu_kernel=kernels, **common)
-        message = get_message(self.message)
+        # the message's ops (gnntrack.nn.ops) follow the same choice as the networks
+        message = ops.with_kernels(get_message(self.message), kernels == "fused")
         senders, receivers = graph.senders, graph.receivers
         raw = graph.nodes.astype(dtype)
         edges = graph.edges.astype(dtype) if self.use_edge_features else None

@@ -225,3 +225,22 @@ def test_builtin_messages_keep_their_results(name, edge_width):
     width = old(x, e, s, r).shape[-1]
     _assert_same_values_and_grads(lambda x, e: new(x, e, s, r), lambda x, e: old(x, e, s, r),
                                   (x, e), (N, width))
+
+
+@needs_kernel
+def test_a_models_cpu_kernels_choice_reaches_its_message():
+    """model.cpu_kernels="xla" (and the reference impl) keep the message in XLA; "fused" runs it
+    in the kernels: one switch for the networks and the ops."""
+    from gnntrack.bench import random_graph
+    from gnntrack.nn.models import SegmentClassifier
+
+    graph, _ = random_graph(30, 90, seed=1)
+    programs = {}
+    for impl, choice in (("reference", "auto"), ("fast", "xla"), ("fast", "fused")):
+        model = SegmentClassifier(hidden=16, n_iters=1, message="bidirectional_weighted_mean",
+                                  impl=impl, cpu_kernels=choice)
+        params = model.init(jax.random.key(0), graph)["params"]
+        programs[impl, choice] = jax.jit(model.apply).lower({"params": params}, graph).as_text()
+    assert cpu_kernels.SEGMENT_GATHER_SUM_TARGET not in programs["reference", "auto"]
+    assert cpu_kernels.SEGMENT_GATHER_SUM_TARGET not in programs["fast", "xla"]
+    assert cpu_kernels.SEGMENT_GATHER_SUM_TARGET in programs["fast", "fused"]
