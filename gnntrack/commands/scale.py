@@ -3,6 +3,7 @@
 Runs (or resumes: finished points / device counts are skipped) a scaling study, one process per
 directory (a second `gnntrack scale` on W stops at once, naming the first):
   study.kind = 'batch_size': steps-to-target vs batch (gnntrack.studies.batch_size)
+  study.kind = 'data_size':  a metric vs training events, train/val gap (gnntrack.studies.data_size)
   study.kind = 'devices':    throughput vs devices (gnntrack.studies.devices)
 and writes results.csv, results.md, results.json and PNG plots into W.
 """
@@ -12,8 +13,9 @@ from __future__ import annotations
 import argparse
 import os
 
-HELP = "run a scaling study (batch size: steps-to-target; devices: throughput) into a directory (resumable)"
-KINDS = ("batch_size", "devices")
+HELP = ("run a scaling study (batch size: steps-to-target; data size: metric vs training events; devices: "
+        "throughput) into a directory (resumable)")
+KINDS = ("batch_size", "data_size", "devices")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,6 +60,13 @@ def run(args: argparse.Namespace) -> int:
 
             out = run_batch_size_study(config, args.workdir, progress=progress)
             print(f"batch-size study: {len(out['summary'])} points in {out['elapsed_s']:.0f} s -> "
+                  f"{args.workdir}/results.md")
+        elif kind == "data_size":
+            force_host_devices(int(config.parallel.n_devices or 1))
+            from gnntrack.studies.data_size import run_data_size_study
+
+            out = run_data_size_study(config, args.workdir, progress=progress)
+            print(f"data-size study: {len(out['summary'])} sizes in {out['elapsed_s']:.0f} s -> "
                   f"{args.workdir}/results.md")
         else:
             from gnntrack.studies.devices import run_device_study

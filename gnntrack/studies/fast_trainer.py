@@ -39,13 +39,14 @@ from gnntrack.train.data import prepare_data
 from gnntrack.train.defaults import validate_config
 from gnntrack.train.evaluation import eval_batching_config
 from gnntrack.train.losses import resolve_loss_config
+from gnntrack.train.metrics import roc_auc
 from gnntrack.train.noise_scale import NoiseScaleTracker, step_measurement
 from gnntrack.train.optim import make_optimizer
 from gnntrack.train.parallel import DataParallel
 from gnntrack.train.state import TrainState
 from gnntrack.train.step import make_eval_step, make_train_step
 
-FAST_METRICS = ("val_f1", "val_precision", "val_recall", "val_accuracy", "val_loss")
+FAST_METRICS = ("val_f1", "val_precision", "val_recall", "val_accuracy", "val_auc", "val_loss")
 
 
 def _key(*parts: Any) -> str:
@@ -153,8 +154,8 @@ def _epoch_batches(engine: _Engine, train_graphs, config, data_key: str, seed: i
     return _EPOCHS.get_or(key, make)
 
 
-def _val_batches(engine: _Engine, val_graphs, config, data_key: str):
-    """[(DeviceBatch, y [D, E_pad], edge_mask [D, E_pad])] covering every val graph once."""
+def _val_batches(engine: _Engine, val_graphs, config, data_key: str, split: str = "val"):
+    """[(DeviceBatch, y [D, E_pad], edge_mask [D, E_pad])] covering every graph of `split` once."""
     def make():
         cfg = eval_batching_config(config.batching, len(val_graphs))
         cfg.graphs_per_step = len(val_graphs)  # one step: one compiled eval shape
@@ -164,12 +165,14 @@ def _val_batches(engine: _Engine, val_graphs, config, data_key: str):
                 for b in batch_iterator(val_graphs, cfg, engine.dp.n_devices, ladder=ladder, shuffle=False,
                                         drop_remainder=False)]
 
-    return _VAL.get_or(_key(data_key, config.batching, engine.dp.n_devices), make)
+    key = (_key(data_key, config.batching, engine.dp.n_devices) if split == "val"
+           else _key(data_key, config.batching, engine.dp.n_devices, split))
+    return _VAL.get_or(key, make)
 
 
 def binary_metrics(scores: np.ndarray, labels: np.ndarray, mask: np.ndarray, loss_sum: float,
                    prefix: str = "val_") -> dict[str, float]:
-    """F1, precision, recall, accuracy at threshold 0.5 and the mean loss over real edges.
+    """F1, precision, recall, accuracy at threshold 0.5, ROC AUC and the mean loss over real edges.
 
     Args: scores, labels, mask: [..., E_pad] arrays (mask True on real edges); loss_sum: summed
     weighted BCE over the real edges."""
@@ -185,10 +188,11 @@ def binary_metrics(scores: np.ndarray, labels: np.ndarray, mask: np.ndarray, los
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     accuracy = (n - fp - fn) / n if n else float("nan")
     return {f"{prefix}f1": f1, f"{prefix}precision": precision, f"{prefix}recall": recall,
-            f"{prefix}accuracy": accuracy, f"{prefix}loss": loss_sum / n if n else float("nan")}
+            f"{prefix}accuracy": accuracy, f"{prefix}auc": roc_auc(scores[mask], labels[mask] > 0.5),
+            f"{prefix}loss": loss_sum / n if n else float("nan")}
 
 
-def _evaluate(engine: _Engine, state, val) -> dict[str, float]:
+def _evaluate(engine: _Engine, state, val, prefix: str = "val_") -> dict[str, float]:
     scores, ys, masks, loss = [], [], [], 0.0
     for batch, y, mask in val:
         out = jax.device_get(engine.p_eval(state, batch))
@@ -197,7 +201,7 @@ def _evaluate(engine: _Engine, state, val) -> dict[str, float]:
         masks.append(mask)
         loss += float(np.sum(out["loss_sum"]))
     return binary_metrics(np.concatenate([s.ravel() for s in scores]), np.concatenate([y.ravel() for y in ys]),
-                          np.concatenate([m.ravel() for m in masks]), loss)
+                          np.concatenate([m.ravel() for m in masks]), loss, prefix)
 
 
 def _init_state(engine: _Engine, example_graph, seed: int, lr: float, warmup: int, init_factor: float):
@@ -210,6 +214,17 @@ def _init_state(engine: _Engine, example_graph, seed: int, lr: float, warmup: in
         # per-leaf copies (each a small compilation)
         return jax.device_put(state, NamedSharding(engine.dp.mesh, P()))
     return engine.dp.put_state(state)
+
+
+def first_events(graphs, n_events: int) -> list:
+    """The graphs of the first `n_events` distinct event ids (in id order; every section of an
+    event). ConfigError when fewer events are there."""
+    ids = sorted({int(g.event_id) for g in graphs})
+    if not 1 <= n_events <= len(ids):
+        raise ConfigError(f"{n_events} training events asked for, the training split has {len(ids)} "
+                          f"(data.n_train); use 1 <= n <= {len(ids)}")
+    keep = set(ids[:n_events])
+    return [g for g in graphs if int(g.event_id) in keep]
 
 
 def eval_schedule(budget: int, rel: float, min_every: int) -> list[int]:
@@ -226,7 +241,8 @@ def eval_schedule(budget: int, rel: float, min_every: int) -> list[int]:
 def train_to_target(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
                     report_fn: Callable[[int, dict], bool] | None = None, resume: bool = True,
                     target: Target | None = None, eval_rel: float = 0.05, eval_min_every: int = 1,
-                    noise_decay: float = 0.9, stop_at_target: bool = True) -> dict[str, Any]:
+                    noise_decay: float = 0.9, stop_at_target: bool = True, train_events: int | None = None,
+                    eval_train: bool = False, patience: int = 0) -> dict[str, Any]:
     """Trains `config` until the validation target is reached or `config.train.steps` are done.
 
     The signature matches the sweep's train function (`run_sweep(train_fn=functools.partial(
@@ -235,13 +251,22 @@ def train_to_target(config: ml_collections.ConfigDict, workdir: str | os.PathLik
     every evaluation) and `result.json`, both atomically at the end; with resume=True an existing
     result.json is returned as is (runs are short: an interrupted run starts over).
 
+    Data-size studies: `train_events` trains on the first n events of the training split only
+    (the validation split stays the one of data.n_train, so runs with different n share it, and
+    so do the batch shapes and loss weights);
+    `eval_train` also evaluates the training graphs at every evaluation (`train_*` metrics in
+    the val records and in `best_*`); `patience` > 0 stops after that many evaluations without
+    a better validation `target.metric` (early stopping; `best_*` and best_step are the
+    evaluation it keeps).
+
     Returns:
       dict: reached (bool), steps_to_target (int or None), examples_to_target (graphs),
       epochs_to_target, wall_to_target_s (training time without evaluations / compilation),
       objective (steps_to_target, or budget * (2 + relative gap) when not reached: the sweep
       minimises it), steps, budget, batch_size, lr, warmup_steps, best `val_*` and final `val_*`
       metrics, edges_per_step (mean real edges per step), padded_edges_per_step, b_simple_edges
-      and b_simple_graphs (final EMA estimate; nan on one device), diverged, seed.
+      and b_simple_graphs (final EMA estimate; nan on one device), diverged, seed, best_step,
+      stopped_early, n_train_events.
     """
     workdir = Path(workdir)
     result_path = workdir / RESULT_FILE
@@ -260,7 +285,12 @@ def train_to_target(config: ml_collections.ConfigDict, workdir: str | os.PathLik
     if not val_graphs:
         raise ConfigError("a steps-to-target run needs validation graphs (data.n_val > 0)")
     data_key = _key(config.data, config.graph)
+    # built on the whole training split: every train_events subset shares its bucket shapes (one
+    # compiled step for all sizes; padding never changes a real result) and its loss weights
     engine = _engine(config, train_graphs, data_key)
+    if train_events is not None:
+        train_graphs = first_events(train_graphs, int(train_events))
+        data_key = _key(config.data, config.graph, int(train_events))
     bs = int(config.batching.graphs_per_step)
 
     per_epoch = steps_per_epoch(len(train_graphs), config.batching)
@@ -270,6 +300,7 @@ def train_to_target(config: ml_collections.ConfigDict, workdir: str | os.PathLik
     seed = int(config.seed)
     lr, warmup, init_factor = runtime_schedule_values(config.optimizer, bs)
     val = _val_batches(engine, val_graphs, config, data_key)
+    train_eval = _val_batches(engine, train_graphs, config, data_key, "train") if eval_train else None
     first = _epoch_batches(engine, train_graphs, config, data_key, seed, 0)
     example = jax.tree_util.tree_map(lambda x: np.asarray(x)[0], first[0].device.graph)
     if not engine.warm:  # compile train (every bucket shape) + eval once, outside run timings
@@ -293,6 +324,9 @@ def train_to_target(config: ml_collections.ConfigDict, workdir: str | os.PathLik
     edges_total = padded_total = graphs_total = 0
     train_seconds = eval_seconds = 0.0
     best: dict[str, float] = {}
+    best_step = None
+    evals_since_best = 0
+    stopped_early = False
     last_val: dict[str, float] = {}
     reached_step = None
     reached_wall = None
@@ -349,18 +383,23 @@ def train_to_target(config: ml_collections.ConfigDict, workdir: str | os.PathLik
             break
         t_eval = time.perf_counter()
         val_m = _evaluate(engine, state, val)
+        if train_eval is not None:
+            val_m.update(_evaluate(engine, state, train_eval, "train_"))
         eval_seconds += time.perf_counter() - t_eval
         last_val = val_m
         records.append({"step": step, **val_m, "train_s": train_seconds, "wall_s": time.perf_counter() - t_start})
         value = val_m[target.metric]
         if math.isfinite(value) and (not best or (value > best[target.metric] if target.mode == "max"
                                                   else value < best[target.metric])):
-            best = dict(val_m)
+            best, best_step, evals_since_best = dict(val_m), step, 0
+        else:
+            evals_since_best += 1
         if reached_step is None and target.reached(value):
             reached_step, reached_wall = step, train_seconds
         if report_fn is not None and report_fn(step, val_m):
             pruned = True
-        if pruned or (reached_step is not None and stop_at_target):
+        stopped_early = 0 < int(patience) <= evals_since_best and step < budget
+        if pruned or stopped_early or (reached_step is not None and stop_at_target):
             break
         next_eval = next(eval_iter, budget)
         t_phase = time.perf_counter()
@@ -378,7 +417,8 @@ def train_to_target(config: ml_collections.ConfigDict, workdir: str | os.PathLik
         "target_value": target.value, "steps": step, "budget": budget, "batch_size": bs,
         "n_devices": engine.dp.n_devices, "optimizer": config.optimizer.name, "lr": lr,
         "warmup_steps": warmup, "seed": seed, "diverged": diverged, "pruned": pruned,
-        "n_train_graphs": len(train_graphs), "n_val_graphs": len(val_graphs),
+        "best_step": best_step, "stopped_early": stopped_early,
+        "n_train_events": len({int(g.event_id) for g in train_graphs}), "n_train_graphs": len(train_graphs), "n_val_graphs": len(val_graphs),
         "edges_per_step": edges_total / max(step, 1), "padded_edges_per_step": padded_total / max(step, 1),
         "graphs_per_step": graphs_total / max(step, 1), "mean_edges_per_graph": mean_edges_per_graph,
         "train_seconds": train_seconds, "eval_seconds": eval_seconds,

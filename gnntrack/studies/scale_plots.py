@@ -8,6 +8,8 @@ Batch-size study (`write_batch_study_plots`):
   curves.png              validation metric vs steps and vs examples, small vs large batch,
                           with and without warmup
   noise_scale.png         B_simple (graphs) vs step of the curve runs, with the fitted B_crit
+Data-size study (`plot_data_size`):
+  data_size.png           train and validation metric vs training events (log x), mean ± std
 Device study (`write_device_plots`):
   throughput.png, efficiency.png, straggler.png, step_breakdown.png
 """
@@ -217,6 +219,33 @@ def write_batch_study_plots(workdir: Path, summary, df, fits: Mapping[str, dict]
         files.append(plot_curves(curves, metric, target, workdir / "curves.png"))
         files.append(plot_noise_scale(curves, fits, workdir / "noise_scale.png"))
     return files
+
+
+# ---------------------------------------------------------------------------------------------
+# Data-size study
+# ---------------------------------------------------------------------------------------------
+
+def plot_data_size(summary, metric: str, out: Path) -> Path:
+    """Train and validation `metric` (mean ± std over seeds) vs training events, log2 x; the
+    shaded band between them is the train - validation gap."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    if not len(summary):
+        return _empty(fig, ax, out, "no finished point")
+    s = summary.sort_values("n_train_events")
+    n = s.n_train_events.to_numpy(float)
+    for col, label, marker in (("train", "train (its training events)", "s"), ("val", "validation", "o")):
+        ax.errorbar(n, s[f"{col}_mean"].to_numpy(float), yerr=np.nan_to_num(s[f"{col}_std"].to_numpy(float)),
+                    marker=marker, capsize=3, label=label)
+    ax.fill_between(n, s.train_mean.to_numpy(float), s.val_mean.to_numpy(float), color="gray", alpha=0.15,
+                    label="gap")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(n, [str(int(v)) for v in n])
+    ax.set_xlabel("training events")
+    ax.set_ylabel(metric)
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    return _save(fig, out)
 
 
 # ---------------------------------------------------------------------------------------------
