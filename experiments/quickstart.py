@@ -2,10 +2,10 @@
 
 `gnntrack quickstart` runs exactly this config; `gnntrack train --config experiments/quickstart.py
 --workdir RUN` does the same without the report. The values live in
-`gnntrack.commands.quickstart.quickstart_config` so the installed package carries them.
+`gnntrack.configs.quickstart.quickstart_config` so the installed package carries them.
 """
 
-from gnntrack.commands.quickstart import quickstart_config
+from gnntrack.configs.quickstart import quickstart_config
 
 
 def get_config():

@@ -18,7 +18,7 @@ event each (same wall time) reached only edge F1 0.918 (vs 0.950): more, smaller
         --out runs/sc_pixel_pt1_mu200/eval_mu200 [--threshold 0.3]
 """
 
-from gnntrack.commands.quickstart import quickstart_config
+from gnntrack.configs.quickstart import quickstart_config
 from gnntrack.graphs.config import pixel_config
 
 

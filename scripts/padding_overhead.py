@@ -45,7 +45,7 @@ def main(argv=None):
     from tqdm import tqdm
 
     from gnntrack.bench import make_train_step
-    from gnntrack.commands.quickstart import quickstart_config
+    from gnntrack.configs.quickstart import quickstart_config
     from gnntrack.graphs.batching import batch_iterator, graph_slots, make_batch, make_ladder
     from gnntrack.nn.models import build_model, cpu_kernels_label
     from gnntrack.train.data import prepare_data

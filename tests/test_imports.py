@@ -1,6 +1,6 @@
 """The package's own import structure: every module imports on its own, the import graph among
-gnntrack's modules has no cycle, and the training engine (gnntrack/train/) depends on neither the
-studies nor the CLI verbs.
+gnntrack's modules has no cycle, the training engine (gnntrack/train/) depends on neither the
+studies nor the CLI verbs, and the verbs (gnntrack/commands/) are leaves only the CLI loads.
 
 The graph is read from the source (AST), so an import inside a function counts like one at the top:
 a lazy import hides a cycle from Python's import machinery but not from a reader.
@@ -103,6 +103,25 @@ def test_training_engine_imports_neither_studies_nor_commands():
     graph = import_graph()
     bad = {(name, dep) for name, deps in graph.items() if name.startswith("gnntrack.train")
            for dep in deps if dep.startswith(("gnntrack.studies", "gnntrack.commands"))}
+    assert not bad
+
+
+def test_commands_are_leaves_that_only_the_cli_loads():
+    # a verb's module is a thin wrapper: what another verb or an experiment needs lives in the package
+    graph = import_graph()
+    bad = {(name, dep) for name, deps in graph.items() for dep in deps
+           if dep.startswith("gnntrack.commands.") and name != "gnntrack.cli"}
+    assert not bad
+
+
+def test_experiments_and_scripts_do_not_import_the_commands():
+    root = PACKAGE_DIR.parent
+    bad = []
+    for path in sorted([*root.glob("experiments/**/*.py"), *root.glob("scripts/**/*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            bad += [f"{path.relative_to(root)}: {n}" for n in names if n.startswith("gnntrack.commands")]
     assert not bad
 
 

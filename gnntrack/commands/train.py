@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     import jax
 
-    from gnntrack.commands.quickstart import write_report
+    from gnntrack.report.run import write_report
     from gnntrack.config import load_config
     from gnntrack.train.evaluation import print_summary
     from gnntrack.train.loop import resolve_config, train_and_evaluate
