@@ -5,16 +5,14 @@ Huge pages for XLA:CPU's host buffers (glibc tunable `glibc.malloc.hugetlb=1`).
 Why: XLA:CPU allocates each execution's temporary buffers afresh (one block the size of the
 step's peak temp memory, plus the matmul kernels' scratch) and frees them when the execution
 ends. glibc serves blocks that large with a fresh `mmap` and returns them with `munmap`, so every
-step page-faults all of them in again, one 4 KiB page at a time: the HEP.TrkX train step at the
-reference workload (20k nodes / 80k edges, hidden 64, 8 iterations) took ~200,000 minor page
-faults (781 MiB) and 0.55-0.75 s of *system* CPU time per step, inference 45,000 faults and
-0.12-0.17 s (2-core dev VM, jax 0.10.2; issue 6's note). With the tunable, glibc asks the kernel
-for transparent huge pages (`madvise(MADV_HUGEPAGE)`) on those blocks: ~560 faults per train
-step, ~0.18 s of system time, and fewer TLB misses in the step itself.
+step page-faults all of them in again, one 4 KiB page at a time, and spends much of the step in
+the kernel (the README's benchmark section has the counts). With the tunable, glibc asks the
+kernel for transparent huge pages (`madvise(MADV_HUGEPAGE)`) on those blocks: a few hundred
+faults per step instead, and fewer TLB misses in the step itself.
 
-Why not simply keep the freed memory (mallopt: one arena, no mmap, no trimming)? Measured: it
-removes the faults too, but large blocks then share the heap with small long-lived allocations
-and fragment it; a probe with four forced host devices grew from 0.54 to 1.39 GiB RSS.
+Why not simply keep the freed memory (mallopt: one arena, no mmap, no trimming)? It removes the
+faults too, but large blocks then share the heap with small long-lived allocations and fragment
+it: the resident memory of a run with several forced host devices more than doubles.
 Huge pages leave glibc's allocation policy, and so the process's memory, as it was.
 
 glibc reads tunables only at process start, from the environment variable GLIBC_TUNABLES, so

@@ -14,7 +14,7 @@ import pandas as pd
 from gnntrack.io.event import Event
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
-# The realism selection of issue 2: real TrackML events give ~10.7 hits per such particle.
+# The realism selection: particles a tracking study cares about (central, pT above 1 GeV).
 PT_MIN_GEV = 1.0
 ABS_ETA_MAX = 2.5
 

@@ -1,7 +1,7 @@
 """Hand-written CPU kernels, called from JAX through XLA's FFI and compiled on first use.
 
 MLP kernels (source: `edge_mlp.cc` next to this file), forward passes of tanh + LayerNorm MLPs
-computed tile by tile of 24 rows, so no [rows, H] intermediate goes through memory (issue 6):
+computed tile by tile of 24 rows, so no [rows, H] intermediate goes through memory:
   * `edge_mlp`: the segment classifier's edge network -- gather the two projected node rows of
     each edge (plus an optional per-edge term: projected edge features), every hidden layer's
     matmul + LayerNorm + tanh, the 1-unit output (logits [E]);
@@ -323,7 +323,7 @@ def row_mlp_grad(x, vecs, mats, g):
 def segment_order(index: jnp.ndarray, num_segments: int) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Stable counting sort of edges by `index` int32 [E] (values in [0, num_segments)):
     (perm int32 [E], ptr int32 [num_segments + 1]); segment n's edges are perm[ptr[n]:ptr[n+1]],
-    in edge order. O(E + N), one thread (~0.2 ms at 80k edges); not differentiable (integers)."""
+    in edge order. O(E + N), one thread; not differentiable (integers)."""
     _require()
     index = jnp.asarray(index, jnp.int32)
     call = jax.ffi.ffi_call(SEGMENT_ORDER_TARGET,
