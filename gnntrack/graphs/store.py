@@ -10,7 +10,6 @@ hit_id, particle_id, layer [N], event_id, section (scalars), format, node_featur
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -229,9 +228,3 @@ def build_graph_dir(input_dir, out_dir, config=None, workers: int = 1, *, layer_
     write_json_atomic(out_dir / SUMMARY_NAME, summary)
     return summary
 
-
-def read_summary(directory: str | os.PathLike) -> dict:
-    path = Path(directory) / SUMMARY_NAME
-    if not path.exists():
-        raise InputError(f"no {SUMMARY_NAME} in {directory}")
-    return json.loads(path.read_text())

@@ -106,13 +106,6 @@ def initialize_from_env(environ: dict | None = None) -> bool:
     return True
 
 
-def is_main_process() -> bool:
-    """True on process 0 (the one that writes logs, checkpoints and results)."""
-    import jax
-
-    return jax.process_index() == 0
-
-
 # ---------------------------------------------------------------------------------------------
 # Process slices of a global batch
 # ---------------------------------------------------------------------------------------------

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
-
 
 def two_batch_estimates(norm_sq_small: float, norm_sq_big: float, b_small: float, b_big: float
                         ) -> tuple[float, float]:
@@ -79,12 +77,3 @@ def step_measurement(metrics) -> tuple[float, float, float, float] | None:
     if not b_big > b_small > 0:
         return None
     return float(metrics["grad_norm_sq_local"]), float(metrics["grad_norm_sq_global"]), b_small, b_big
-
-
-def b_simple_from_arrays(norm_sq_small: np.ndarray, norm_sq_big: np.ndarray, b_small: np.ndarray,
-                         b_big: np.ndarray) -> float:
-    """B_simple from whole logged series (mean of the unbiased estimates, then the ratio)."""
-    estimates = np.array([two_batch_estimates(s, b, bs, bb)
-                          for s, b, bs, bb in zip(norm_sq_small, norm_sq_big, b_small, b_big)])
-    g_sq, trace = estimates.mean(axis=0)
-    return float(trace / g_sq) if g_sq > 0 else float("nan")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from gnntrack.studies.batch_fit import fit_steps_to_target
-from gnntrack.train.noise_scale import NoiseScaleTracker, b_simple_from_arrays, two_batch_estimates
+from gnntrack.train.noise_scale import NoiseScaleTracker, two_batch_estimates
 
 
 def _synthetic_norms(rng, true_grad, noise_std, b_small, n_devices):
@@ -15,6 +15,15 @@ def _synthetic_norms(rng, true_grad, noise_std, b_small, n_devices):
     small = float(np.mean(np.sum(per_device ** 2, axis=1)))
     big = float(np.sum(per_device.mean(axis=0) ** 2))
     return small, big
+
+
+def b_simple_from_arrays(norm_sq_small: np.ndarray, norm_sq_big: np.ndarray, b_small: np.ndarray,
+                         b_big: np.ndarray) -> float:
+    """B_simple from whole logged series (mean of the unbiased estimates, then the ratio)."""
+    estimates = np.array([two_batch_estimates(s, b, bs, bb)
+                          for s, b, bs, bb in zip(norm_sq_small, norm_sq_big, b_small, b_big)])
+    g_sq, trace = estimates.mean(axis=0)
+    return float(trace / g_sq) if g_sq > 0 else float("nan")
 
 
 def test_estimator_recovers_known_noise_scale():
