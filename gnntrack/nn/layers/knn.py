@@ -75,15 +75,23 @@ def knn_graph(coords: jnp.ndarray, n_node: jnp.ndarray, k: int, *,
     sq = jnp.sum(x * x, axis=-1)
     kk = min(k, n)
 
-    def row(i):
-        # |x_i - x_j|^2 by the matmul form (vmapped over a block: one [B, D] x [D, N] product)
-        d2 = sq[i] + sq - 2.0 * jnp.dot(x, x[i], precision=jax.lax.Precision.HIGHEST)
-        ok = (graph == graph[i]) & valid & valid[i] & (node != i)
+    b = min(block_size, n)
+    n_blocks = -(-n // b)
+    # row blocks [n_blocks, B]; the last one is filled up with node n-1 (cut off below)
+    blocks = jnp.minimum(jnp.arange(n_blocks * b, dtype=jnp.int32), n - 1).reshape(n_blocks, b)
+
+    def nearest(i):  # i int32 [B]: this block's rows
+        # |x_i - x_j|^2 = |x_i|^2 + |x_j|^2 - 2 x_i.x_j: one [B, D] x [D, N] matmul per block
+        d2 = sq[i][:, None] + sq[None, :] - 2.0 * jnp.dot(
+            x[i], x.T, precision=jax.lax.Precision.HIGHEST)
+        ok = ((graph[i][:, None] == graph[None, :]) & valid[None, :] & valid[i][:, None]
+              & (i[:, None] != node[None, :]))
         neg, idx = jax.lax.top_k(jnp.where(ok, -d2, -jnp.inf), kk)
         real = neg > -jnp.inf
-        return jnp.where(real, idx, i).astype(jnp.int32), real
+        return jnp.where(real, idx, i[:, None]).astype(jnp.int32), real
 
-    senders, mask = jax.lax.map(row, node, batch_size=min(block_size, n))
+    senders, mask = jax.lax.map(nearest, blocks)
+    senders, mask = senders.reshape(-1, kk)[:n], mask.reshape(-1, kk)[:n]
     if kk < k:  # fewer nodes than k in the whole batch: the missing slots are masked self-loops
         senders = jnp.concatenate([senders, jnp.broadcast_to(node[:, None], (n, k - kk))], axis=1)
         mask = jnp.concatenate([mask, jnp.zeros((n, k - kk), bool)], axis=1)
