@@ -27,7 +27,8 @@ from gnntrack.errors import ConfigError, InputError
 from gnntrack.graphs import features as feats
 from gnntrack.graphs import truth as truth_lib
 from gnntrack.graphs.config import default_graph_config, validate_graph_config
-from gnntrack.graphs.layer_map import LayerTable, default_layer_table, resolve_layer_pairs
+from gnntrack.graphs.layer_map import LayerTable, count_layer_pairs, default_layer_table, resolve_layer_pairs
+from gnntrack.graphs.sections import split_sections
 from gnntrack.graphs.types import HitGraph
 
 TWO_PI = 2.0 * np.pi
@@ -331,8 +332,6 @@ def build_event(event, config=None, layers: LayerTable | None = None, layer_pair
     if config.n_phi_sections * config.n_eta_sections == 1:
         graphs = [make_hit_graph(nodes, senders, receivers, y, config, event.event_id)]
     else:
-        from gnntrack.graphs.sections import split_sections
-
         graphs = [make_hit_graph(nodes.take(idx), s, r, yy, config, event.event_id, section=k,
                                  phi_offset=center if config.rotate_sections else 0.0)
                   for k, (idx, s, r, yy, center) in enumerate(split_sections(nodes, senders, receivers, y, config))]
@@ -399,8 +398,6 @@ def count_event_layer_pairs(event, config, layers: LayerTable) -> np.ndarray:
     selection and truth cuts: the input of a learned layer map. Needs truth."""
     if event.truth is None:
         raise InputError(f"event {event.event_id} has no truth: cannot learn a layer map from it")
-    from gnntrack.graphs.layer_map import count_layer_pairs
-
     nodes = select_nodes(event, config, layers)
     pairs = truth_lib.true_pairs(nodes.particle_id, nodes.layer, nodes.half, nodes.key)
     return count_layer_pairs(nodes.layer[pairs].reshape(-1, 2), len(layers))

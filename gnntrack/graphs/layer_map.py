@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gnntrack.detector.geometry import default_detector
 from gnntrack.errors import ConfigError, InputError
 from gnntrack.io.atomic import write_json_atomic
 
@@ -130,14 +131,10 @@ def layer_table_from_detector(detector) -> LayerTable:
 
 
 def default_layer_table(detector=None) -> LayerTable:
-    """The layer table of `detector`, else of gnntrack's default detector, else TrackML's layout."""
+    """The layer table of `detector`, else of gnntrack's default detector."""
     if isinstance(detector, LayerTable):
         return detector
     if detector is None:
-        try:
-            from gnntrack.detector.geometry import default_detector
-        except ImportError:
-            return trackml_layer_table()
         detector = default_detector()
     return layer_table_from_detector(detector)
 

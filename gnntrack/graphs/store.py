@@ -19,9 +19,14 @@ from pathlib import Path
 import jraph
 import numpy as np
 
+from gnntrack.config import config_to_dict
 from gnntrack.errors import InputError
+from gnntrack.graphs.build import build_event, count_event_layer_pairs, prepare
+from gnntrack.graphs.layer_map import default_layer_table, learned_layer_pairs, load_layer_map, save_layer_map
+from gnntrack.graphs.report import merge_stats, summarize
 from gnntrack.graphs.types import HitGraph
 from gnntrack.io.atomic import atomic_path, write_json_atomic
+from gnntrack.io.trackml import list_event_prefixes, read_event
 
 GRAPH_FORMAT = "gnntrack.hitgraph/1"
 SUMMARY_NAME = "summary.json"
@@ -107,15 +112,11 @@ def _event_parts(config) -> tuple[str, ...]:
 
 
 def _read(prefix, config):
-    from gnntrack.io.trackml import read_event
-
     return read_event(prefix, parts=_event_parts(config))
 
 
 def _build_one(job) -> tuple[list[str], dict]:
     """Worker: read one event, build, save its graph file(s). Returns (file names, stats)."""
-    from gnntrack.graphs.build import build_event
-
     prefix, out_dir, config, layers, layer_pairs = job
     event = _read(prefix, config)
     graphs, stats = build_event(event, config, layers, layer_pairs)
@@ -132,9 +133,6 @@ def learn_layer_map_from_events(prefixes, config, layers, out_path) -> np.ndarra
     """Counts consecutive-hit layer transitions in the events' truth, writes the layer map JSON,
     and returns the learned pairs int32 [P, 2] (pairs seen >= config.layer_map_min_count times)."""
     from tqdm import tqdm
-
-    from gnntrack.graphs.build import count_event_layer_pairs
-    from gnntrack.graphs.layer_map import learned_layer_pairs, save_layer_map
 
     counts = np.zeros((len(layers), len(layers)), np.int64)
     for prefix in tqdm(list(prefixes), desc="learn layer map", unit="event"):
@@ -163,12 +161,6 @@ def build_graph_dir(input_dir, out_dir, config=None, workers: int = 1, *, layer_
       seconds_per_event, by_pt_min, by_pt_bin, layer_pairs, config.
     """
     from tqdm import tqdm
-
-    from gnntrack.config import config_to_dict
-    from gnntrack.graphs.build import prepare
-    from gnntrack.graphs.layer_map import default_layer_table, load_layer_map
-    from gnntrack.graphs.report import merge_stats, summarize
-    from gnntrack.io.trackml import list_event_prefixes
 
     out_dir = Path(out_dir)
     prefixes = list(list_event_prefixes(input_dir))[:limit]

@@ -17,6 +17,7 @@ import numpy as np
 
 from gnntrack.errors import InputError
 from gnntrack.io.atomic import atomic_path
+from gnntrack.train.metrics import roc_auc, roc_curve
 
 # Distinct colours that stay readable on white; cycled for many tracks in event displays.
 _TRUE_COLOUR = "tab:blue"
@@ -210,8 +211,6 @@ def plot_roc(scores: np.ndarray, labels: np.ndarray, out_png: str | os.PathLike,
     Args:
       scores: float [E] edge probabilities; labels: [E] truth (1 = true edge).
     """
-    from gnntrack.train.metrics import roc_auc, roc_curve
-
     scores = np.asarray(scores, dtype=np.float64).ravel()
     labels = np.asarray(labels).ravel().astype(bool)
     if scores.shape != labels.shape:

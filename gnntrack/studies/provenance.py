@@ -22,7 +22,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gnntrack import __version__
 from gnntrack.io.atomic import write_text_atomic
+from gnntrack.runtime import host_allocator_label
 
 PROVENANCE_PREFIX = "# provenance: "
 
@@ -57,8 +59,6 @@ def _versions() -> dict[str, str]:
                 out[name] = "not installed"
                 continue
         out[name] = str(getattr(module, "__version__", "unknown"))
-    from gnntrack import __version__
-
     out["gnntrack"] = __version__
     return out
 
@@ -68,7 +68,6 @@ def device_info() -> dict[str, Any]:
     import jax
 
     from gnntrack.nn import cpu_kernels
-    from gnntrack.runtime import host_allocator_label
 
     devices = jax.devices()
     return {
