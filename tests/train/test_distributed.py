@@ -15,16 +15,19 @@ import pytest
 from gnntrack.errors import ConfigError
 from gnntrack.train import distributed as dist
 from tests.studies.processes import children, gone, needs_proc, process_group, wait_for
+from tests.train.distributed_agreement import agreement_run
+
+AGREEMENT = Path(__file__).with_name("distributed_agreement.py")
 
 
 def test_two_processes_agree_with_one(tmp_path):
     out = tmp_path / "mp.npz"
-    rc = dist.launch_local([sys.executable, "-m", "gnntrack.train.distributed", "agreement", str(out), "3"], 2,
+    rc = dist.launch_local([sys.executable, str(AGREEMENT), str(out), "3"], 2,
                            devices_per_process=1, timeout_s=240, log_dir=tmp_path / "logs")
     assert rc == 0, (tmp_path / "logs" / "process_1.log").read_text()[-2000:]
     multi = dict(np.load(out))
     assert int(multi["n_processes"]) == 2 and int(multi["n_devices"]) == 2
-    single = dist.agreement_run(3, n_devices=2)
+    single = agreement_run(3, n_devices=2)
     assert int(single["n_devices"]) == 2
     np.testing.assert_allclose(multi["losses"], single["losses"], rtol=1e-5, atol=1e-6)
     assert np.all(np.diff(single["losses"]) < 0)  # it trains
