@@ -145,13 +145,14 @@ def test_kernels_are_in_the_compiled_program_forward_and_backward():
 def test_the_switch_forces_the_xla_form(monkeypatch):
     """use_kernels(False) (a model's cpu_kernels="xla"), kernels unavailable (no AVX2/FMA,
     GNNTRACK_CPU_KERNELS=off: `cpu_kernels.available`) or another dtype: the program is the
-    plain XLA one -- bitwise jax.ops.segment_sum's, since it is the same program."""
+    plain XLA one: bitwise the result of the same lines written with jax.ops.segment_sum, as it
+    is the same gather, product and scatter-add on the same operands."""
     table, rows, segments, weights = _inputs(16)
 
     def fn(t, w):
         return ops.gather_sum(t, rows, segments, N, w)
 
-    reference = jax.jit(_xla_gather_sum)(table, rows, segments, weights)
+    reference = jax.jit(lambda t, w: _xla_gather_sum(t, rows, segments, w))(table, weights)
     with ops.use_kernels(False):
         assert not ops.kernels_apply(table)
         text = _lowered(fn, table, weights)
