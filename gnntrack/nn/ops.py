@@ -23,10 +23,10 @@ Index contract (as jraph padding guarantees: padding edges point at the padding 
 segment id is in [0, num_segments) and every gathered row in [0, len(table)). The XLA form
 silently drops out-of-range segment ids; the kernels reject them with an error.
 
-Groupings: each op sorts the edges it needs by itself (~0.2 ms per 80k edges). A message function
-that aggregates over the same edges several times (both directions, several iterations) can sort
-once with `group` and pass the result (`grouping=` / `groupings=`): the kernels skip the sort, and
-the XLA form ignores it. Works under jit, grad, vmap (the kernels run once per batch element)
+Groupings: each op sorts the edges it needs by itself (a linear-time counting sort). A message
+function that aggregates over the same edges several times (both directions, several
+iterations) can sort once with `group` and pass the result (`grouping=` / `groupings=`): the
+kernels skip the sort, and the XLA form ignores it. Works under jit, grad, vmap (the kernels run once per batch element)
 and `jax.shard_map`.
 """
 
