@@ -1,12 +1,15 @@
-"""Data-size study on the planes toy: validation edge AUC vs training events (4 to 64), 3 seeds
+"""Data-size study on the planes toy: validation edge AUC vs training events (4 to 128), 3 seeds
 each, with the AUC of the same model on its own training events (the train/validation gap).
 
     gnntrack scale --config experiments/scaling/data_size.py --workdir runs/scaling/data_size
 
-Every run takes the same 600 optimizer steps of 4 graphs (so a point differs from the next only
-in the data it sees: 4 events are seen 600 times, 64 events about 38 times), keeps the model of
-its best validation AUC (evaluated every 20 steps) and stops after 10 evaluations without a
-better one. Sized for a few minutes on 2 CPU cores; shrink it with e.g.
+Every run takes the same budget of 2000 optimizer steps of 4 graphs (so a point differs from the
+next only in the data it sees: 4 events are seen up to 2000 times, 128 events up to 62 times),
+keeps the model of its best validation AUC (evaluated every 20 steps) and stops after 15
+evaluations without a better one. A fixed step budget with early stopping, rather than a fixed
+number of epochs, gives every size the same optimisation effort and lets the small sizes
+overfit visibly instead of starving them of updates. Sized for a few minutes on 2 CPU cores;
+shrink it with e.g.
 --config.study.train_sizes='(4, 16)' --config.study.seeds='(1,)' --config.study.steps=100.
 """
 
@@ -23,9 +26,9 @@ def get_config():
     config.data.n_val = 64
     config.data.n_test = 0
     config.graph.selection = "all"
-    # small model: enough capacity to overfit 4 events, so the gap has something to show
+    # enough capacity to overfit 4 events, so the gap has something to show
     config.model = default_model_config("interaction_network")
-    config.model.hidden = 32
+    config.model.hidden = 64
     config.optimizer.name = "adam"
     config.optimizer.lr = 3e-3
     config.optimizer.schedule = "constant"
@@ -38,4 +41,8 @@ def get_config():
     config.train.tensorboard = False
     config.eval.full_events = False
     config.study = default_data_study_config()
+    config.study.train_sizes = (4, 8, 16, 32, 64, 128)
+    config.study.toy.n_events = 128 + 64
+    config.study.steps = 2000
+    config.study.patience = 15
     return config

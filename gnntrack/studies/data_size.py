@@ -193,6 +193,7 @@ def results_markdown(summary, study: ml_collections.ConfigDict, base: ml_collect
     """results.md: mean ± std over seeds per size, the notes and the provenance."""
     m = study.metric
     pm = lambda r, c: f"{fmt(r[c + '_mean'])} ± {fmt(r[c + '_std'], 2)}"  # noqa: E731
+    whole = lambda v: f"{v:.0f}" if math.isfinite(v) else fmt(v)  # noqa: E731  step counts
     lines = ["# Data-size study", "",
              f"Metric: {m}{'' if m in ('auc', 'loss') else ' at threshold 0.5'} on the edges; every run "
              f"{study.steps} optimizer steps of {base.batching.graphs_per_step} graphs, the model kept at its best "
@@ -203,7 +204,7 @@ def results_markdown(summary, study: ml_collections.ConfigDict, base: ml_collect
              "|---|---|---|---|---|---|---|"]
     for _, r in summary.iterrows():
         lines.append(f"| {int(r.n_train_events)} | {pm(r, 'train')} | {pm(r, 'val')} | {pm(r, 'gap')} | "
-                     f"{pm(r, 'best_step')} | {pm(r, 'epochs_at_best')} | {int(r.n_runs)} |")
+                     f"{whole(r.best_step_mean)} ± {whole(r.best_step_std)} | {pm(r, 'epochs_at_best')} | {int(r.n_runs)} |")
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     lines += ["", provenance_markdown(prov)]
