@@ -42,6 +42,8 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
+from gnntrack._compat import xla_clients
+
 ENV_VAR = "GNNTRACK_HOST_ALLOCATOR"   # "default": leave glibc's malloc alone
 PARENT_ENV_VAR = "GNNTRACK_PARENT_PID"  # set by child_env: the process a worker must not outlive
 INTERRUPTED = 130                       # exit status after Ctrl-C (128 + SIGINT), as shells report it
@@ -218,7 +220,7 @@ def exit_after_interrupt(code: int = INTERRUPTED) -> NoReturn:
     The XLA clients are held while the atexit handlers run (jax's own handler drops its
     references to them), so that none is destroyed there either.
     """
-    clients = _xla_clients()
+    clients = xla_clients()
     try:
         atexit._run_exitfuncs()  # what a normal exit runs: e.g. event-file writers flush and close
     finally:
@@ -228,15 +230,3 @@ def exit_after_interrupt(code: int = INTERRUPTED) -> NoReturn:
             except (OSError, ValueError, AttributeError):
                 pass
         os._exit(code)  # `clients` is still referenced here: no client is destroyed
-
-
-def _xla_clients() -> list:
-    """The XLA clients this process has created ([] when it has not imported jax)."""
-    if "jax" not in sys.modules:
-        return []
-    try:
-        from jax._src import xla_bridge  # no public way to ask without creating a client
-
-        return list(xla_bridge.backends().values()) if xla_bridge.backends_are_initialized() else []
-    except Exception:  # another jax version: nothing to hold (the teardown is skipped anyway)
-        return []
