@@ -12,7 +12,7 @@ Two kinds of keys are resolved as they are set:
     that models, messages or tasks registered there are known in every process that loads or
     rebuilds the config (train, evaluate, sweep workers, study subprocesses). Files are resolved
     relative to the experiment file and stored absolute.
-  * `<group>.name` of a group whose keys depend on the name (`model`): setting it
+  * `<group>.name` of a group whose keys depend on the name (`model`, `task`): setting it
     replaces the group by the new choice's defaults plus the values set away from the old
     choice's defaults that the new choice also has (`swap_named_group`). Overrides set `imports`
     first and names second, so `--config.model.name=X --config.model.hidden=32` works in either
@@ -255,7 +255,7 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str],
 
 
 # Groups whose keys depend on their `name`.
-NAMED_GROUPS = ("model",)
+NAMED_GROUPS = ("model", "task")
 
 
 def _named_group_of(dotted_key: str) -> str | None:
@@ -265,11 +265,14 @@ def _named_group_of(dotted_key: str) -> str | None:
 
 def named_group_defaults(group: str, name: str) -> ml_collections.ConfigDict:
     """The default config group of choice `name` of named group `group` (ConfigError if unknown)."""
-    assert group in NAMED_GROUPS, group
-    # Imported here: the registry loads JAX and Flax, which reading a config does not need.
-    from gnntrack.nn.registry import default_model_config  # noqa: PLC0415
+    # Imported here: the registries load JAX and Flax, which reading a config does not need.
+    if group == "model":
+        from gnntrack.nn.registry import default_model_config  # noqa: PLC0415
 
-    return default_model_config(name)
+        return default_model_config(name)
+    from gnntrack.tasks import default_task_config  # noqa: PLC0415
+
+    return default_task_config(name)
 
 
 def swap_named_group(old: ml_collections.ConfigDict, new_defaults: ml_collections.ConfigDict,

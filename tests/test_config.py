@@ -209,3 +209,16 @@ def test_an_error_in_an_imported_file_shows_its_line(tmp_path):
     (tmp_path / "broken.py").write_text("x = 1\nraise RuntimeError('plugin broke')\n")
     with pytest.raises(InputError, match=r"imported file .*broken\.py: RuntimeError: plugin broke"):
         load_config(exp, ["--config.imports=['broken.py']"])
+
+
+def test_task_name_swaps_the_task_group_and_needs_a_model_with_its_head():
+    from gnntrack.train.defaults import validate_config
+
+    config = load_config(SMOKE, ["--config.task.n_regression=2", "--config.task.name=node",
+                                 "--config.model.name=graph_net"])
+    assert config.task.to_dict() == {"name": "node", "target": "noise", "n_classes": 2, "n_regression": 2}
+    validate_config(config)
+    with pytest.raises(ConfigError, match="task 'node' needs a model with a node head.*model.name=graph_net"):
+        validate_config(load_config(SMOKE, ["--config.task.name=node"]))
+    with pytest.raises(ConfigError, match="unknown task 'jets'"):
+        load_config(SMOKE, ["--config.task.name=jets"])

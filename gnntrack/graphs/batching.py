@@ -178,6 +178,9 @@ class DeviceBatch:
         senders/receivers int32 [E_pad], n_node/n_edge int32 [G_pad], globals None.
       y: float32 [E_pad] edge labels (0 on padding).
       edge_mask, node_mask, graph_mask: bool [E_pad], [N_pad], [G_pad], True for real entries.
+      node_y: float32 [N_pad, K] per-node targets (0 on padding) when the graphs carry them, else
+        None (no leaf: an edge task's step sees exactly the arrays above).
+      graph_y: float32 [G_pad, K] per-graph targets (0 on padding slots), else None.
     """
 
     graph: jraph.GraphsTuple
@@ -185,6 +188,8 @@ class DeviceBatch:
     edge_mask: np.ndarray
     node_mask: np.ndarray
     graph_mask: np.ndarray
+    node_y: np.ndarray | None = None
+    graph_y: np.ndarray | None = None
 
 
 @dataclasses.dataclass
@@ -201,6 +206,8 @@ class Batch:
       n_graphs: real graphs in the step.
       bucket: the rung every device is padded to.
       epoch, step: position in the data order (step counts within the epoch).
+      node_y: float32 [D, N_pad, K], graph_y: float32 [D, G_pad, K]: per-node / per-graph
+        targets when the graphs carry them (HitGraph.node_y / graph_y), else None.
     """
 
     graph: jraph.GraphsTuple
@@ -215,6 +222,8 @@ class Batch:
     bucket: Bucket
     epoch: int = 0
     step: int = 0
+    node_y: np.ndarray | None = None
+    graph_y: np.ndarray | None = None
 
     @property
     def n_devices(self) -> int:
@@ -229,7 +238,8 @@ class Batch:
     def device_batch(self) -> DeviceBatch:
         """The arrays-only pytree the parallel step functions take."""
         return DeviceBatch(graph=self.graph, y=self.y, edge_mask=self.edge_mask,
-                           node_mask=self.node_mask, graph_mask=self.graph_mask)
+                           node_mask=self.node_mask, graph_mask=self.graph_mask,
+                           node_y=self.node_y, graph_y=self.graph_y)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -563,7 +573,8 @@ def make_batch(graphs: Sequence[HitGraph], ids: np.ndarray, n_devices: int, ladd
     else:
         stacked, y = _pad_stack(device_graphs, bucket, n_graph_pad, template)
     n_dev_graphs = np.array([len(p) for p in parts])
-    return Batch(graph=stacked, y=y,
+    node_y, graph_y = stack_targets(device_graphs, bucket, n_graph_pad, template)
+    return Batch(graph=stacked, y=y, node_y=node_y, graph_y=graph_y,
                  edge_mask=np.arange(bucket.n_edge)[None, :] < dev_edges[:, None],
                  node_mask=np.arange(bucket.n_node)[None, :] < dev_nodes[:, None],
                  # an idle device still holds one (empty) graph slot; it is masked out too
@@ -611,6 +622,27 @@ def _pad_stack(device_graphs: list[list[HitGraph]], bucket: Bucket, n_graph: int
     return graph, y
 
 
+def stack_targets(device_graphs: list[list[HitGraph]], bucket: Bucket, n_graph: int,
+                  template: HitGraph | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(node_y float32 [D, N_pad, K] or None, graph_y float32 [D, G_pad, K] or None): the graphs'
+    per-node and per-graph targets in the node and graph-slot order of the padded batch (real
+    nodes / graphs first, in dealing order, zeros after), present when `template` has them."""
+    d_count = len(device_graphs)
+    node_y = graph_y = None
+    if template is not None and template.node_y is not None:
+        node_y = np.zeros((d_count, bucket.n_node, np.shape(template.node_y)[1]), np.float32)
+        for d, gs in enumerate(device_graphs):
+            if gs:
+                real = np.concatenate([g.node_y for g in gs])
+                node_y[d, :len(real)] = real
+    if template is not None and template.graph_y is not None:
+        graph_y = np.zeros((d_count, n_graph, np.shape(template.graph_y)[0]), np.float32)
+        for d, gs in enumerate(device_graphs):
+            for slot, g in enumerate(gs):
+                graph_y[d, slot] = g.graph_y
+    return node_y, graph_y
+
+
 def graph_slots(n_graphs: int, per_step: int, n_devices: int) -> int:
     """Padded graph slots per device: the most graphs a device gets in a step, plus jraph's
     padding graph (at least 2)."""
@@ -625,9 +657,11 @@ def warmup_batches(graphs: Sequence[HitGraph], config: ml_collections.ConfigDict
     n_graph_pad = graph_slots(len(graphs), _graphs_per_step(config), n_devices)
     out = []
     for bucket in ladder.buckets:
-        stacked, y = _pad_stack([[] for _ in range(n_devices)], bucket, n_graph_pad, graphs[0])
+        idle = [[] for _ in range(n_devices)]
+        stacked, y = _pad_stack(idle, bucket, n_graph_pad, graphs[0])
+        node_y, graph_y = stack_targets(idle, bucket, n_graph_pad, graphs[0])
         zeros = np.zeros(n_devices, np.int64)
-        out.append(Batch(graph=stacked, y=y, edge_mask=np.zeros((n_devices, bucket.n_edge), bool),
+        out.append(Batch(graph=stacked, y=y, node_y=node_y, graph_y=graph_y, edge_mask=np.zeros((n_devices, bucket.n_edge), bool),
                          node_mask=np.zeros((n_devices, bucket.n_node), bool),
                          graph_mask=np.zeros((n_devices, n_graph_pad), bool), n_real_edges=zeros,
                          n_real_nodes=zeros, graph_ids=np.full((n_devices, n_graph_pad), -1, np.int64),
@@ -707,11 +741,25 @@ def split_edge_values(batch: Batch, values: np.ndarray) -> dict[int, np.ndarray]
     Returns:
       {dataset graph index: values of its real edges [E_i]} in the graph's own edge order.
     """
+    return _split_rows(batch, values, batch.graph.n_edge)
+
+
+def split_item_values(batch: Batch, values: np.ndarray, level: str) -> dict[int, np.ndarray]:
+    """Maps per-node ([D, N_pad, ...], level 'node') or per-graph-slot ([D, G_pad, ...], level
+    'graph') device outputs back to the dataset's graphs: {graph index: [N_i, ...] or [...]}."""
+    if level == "node":
+        return _split_rows(batch, values, batch.graph.n_node)
     values = np.asarray(values)
-    n_edge = np.asarray(batch.graph.n_edge)
+    return {int(gid): values[d, slot] for d in range(batch.n_devices)
+            for slot, gid in enumerate(batch.graph_ids[d]) if gid >= 0}
+
+
+def _split_rows(batch: Batch, values: np.ndarray, counts: np.ndarray) -> dict[int, np.ndarray]:
+    """{graph index: its rows of values [D, R_pad, ...]}, rows counted per slot by counts [D, G_pad]."""
+    values, counts = np.asarray(values), np.asarray(counts)
     out = {}
     for d in range(batch.n_devices):
-        offsets = np.concatenate([[0], np.cumsum(n_edge[d])])
+        offsets = np.concatenate([[0], np.cumsum(counts[d])])
         for slot, gid in enumerate(batch.graph_ids[d]):
             if gid >= 0:
                 out[int(gid)] = values[d, offsets[slot]:offsets[slot + 1]]

@@ -31,6 +31,8 @@ class HitGraph:
       edge_pt: float32 [E], transverse momentum (GeV) of the particle of a true edge, 0 for fakes.
       event_id: the TrackML event id.
       section: section index when the event was split into n_phi x n_eta sections, else -1.
+      node_y: float32 [N, K] per-node targets of a node task (`gnntrack.tasks`), else None.
+      graph_y: float32 [K] per-graph targets of a graph task, else None.
     """
 
     graph: jraph.GraphsTuple
@@ -41,6 +43,8 @@ class HitGraph:
     edge_pt: np.ndarray
     event_id: int
     section: int = -1
+    node_y: np.ndarray | None = None
+    graph_y: np.ndarray | None = None
 
     @property
     def n_nodes(self) -> int:

@@ -111,6 +111,10 @@ def load_run(workdir: str | os.PathLike, checkpoint: str | int = "best") -> RunM
     if not (workdir / CONFIG_FILE_NAME).exists():
         raise InputError(f"{workdir}: not a run directory ({CONFIG_FILE_NAME} not found)")
     config = load_config(workdir / CONFIG_FILE_NAME)
+    task = config.get("task", ml_collections.ConfigDict()).get("name", "edge")
+    if task != "edge":
+        raise InputError(f"{workdir}: a run of the {task!r} task; gnntrack evaluate builds tracks from "
+                         f"edge scores (task 'edge'). Its test predictions are in {workdir / 'test_predictions.npz'}")
     ckpt_dir = workdir / CHECKPOINT_DIR_NAME
     train = config.get("train", ml_collections.ConfigDict())
     with Checkpointer(ckpt_dir, best_metric=train.get("best_metric", None) or None,

@@ -37,6 +37,7 @@ import numpy as np
 
 from gnntrack.errors import InputError
 from gnntrack.graphs.types import HitGraph
+from gnntrack.testing import sign_graphs
 
 GRAPH_CACHE_VERSION = 1  # bump when the graph file format or builder changes incompatibly
 
@@ -201,6 +202,12 @@ def prepare_data(config: ml_collections.ConfigDict, workdir: str | os.PathLike, 
     from gnntrack.graphs.store import load_graph_dir
 
     data = config.data
+    if data.source == "sign_graphs":  # synthetic, made in memory: nothing to cache
+        graphs = sign_graphs(n_events_needed(data), seed=int(data.seed))
+        n_train, n_val = int(data.n_train), int(data.n_val)
+        return DataSplits(train=graphs[:n_train], val=graphs[n_train:n_train + n_val],
+                          test=graphs[n_train + n_val:], test_full=None,
+                          info={"source": "sign_graphs", "seed": int(data.seed)})
     root = cache_root(data, workdir)
     events_dir: Path | None = None
     if data.source == "graphs":

@@ -16,13 +16,17 @@ Groups (each owned by the module that consumes it):
   graph: `gnntrack.graphs.config.default_graph_config()`.
   model: `gnntrack.nn.registry.default_model_config(name)` (keys depend on `model.name`;
     setting `model.name` swaps the group, see `gnntrack.config.swap_named_group`).
+  task: `gnntrack.tasks.default_task_config(name)`: 'edge' (tracking edges, the default),
+    'node' (e.g. noise hit vs track hit) or 'graph'; a node or graph task needs a model with a
+    node / graph head (`model.name = "graph_net"`), whose width the task sets.
   optimizer, loss, batching, parallel: the training core's `default_*_config()`.
   train: run length, logging, evaluation and checkpoint cadence.
   eval: thresholds and full-event evaluation.
 
 data keys:
   source: 'simulate' (events from gnntrack.detector.simulate, cached), 'events' (TrackML event
-    directory), or 'graphs' (a directory of graph files written by `gnntrack build-graphs`).
+    directory), 'graphs' (a directory of graph files written by `gnntrack build-graphs`), or
+    'sign_graphs' (`gnntrack.testing.sign_graphs`: small synthetic graphs for the graph task).
   input_dir: the events/graphs directory for 'events'/'graphs' (split by event id, sorted).
   n_train, n_val, n_test: events per split (for 'events'/'graphs': taken in event-id order;
     n_test = -1 takes every remaining event).
@@ -40,7 +44,7 @@ import ml_collections
 from gnntrack.config import check_known_keys, import_plugins
 from gnntrack.errors import ConfigError
 
-DATA_SOURCES = ("simulate", "events", "graphs")
+DATA_SOURCES = ("simulate", "events", "graphs", "sign_graphs")
 # Keys that may change between an interrupted run and its resumption (they do not change the
 # numbers of the steps already taken).
 RESUME_MUTABLE_KEYS = (
@@ -92,12 +96,14 @@ def default_config() -> ml_collections.ConfigDict:
     from gnntrack.train.losses import default_loss_config
     from gnntrack.train.optim import default_optimizer_config
     from gnntrack.train.parallel import default_parallel_config
+    from gnntrack.tasks import default_task_config
 
     config = ml_collections.ConfigDict()
     config.seed = 0
     config.imports = ()
     config.data = default_data_config()
     config.graph = default_graph_config()
+    config.task = default_task_config("edge")
     config.model = default_model_config("segment_classifier")
     config.optimizer = default_optimizer_config()
     config.loss = default_loss_config()
@@ -111,10 +117,11 @@ def default_config() -> ml_collections.ConfigDict:
 def reference_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """The defaults matching `config`'s choices (e.g. the model defaults of its `model.name`)."""
     from gnntrack.nn.registry import default_model_config
+    from gnntrack.tasks import default_task_config
 
     reference = default_config()
-    name = config.get("model", {}).get("name", "segment_classifier")
-    reference.model = default_model_config(name)
+    reference.model = default_model_config(config.get("model", {}).get("name", "segment_classifier"))
+    reference.task = default_task_config(config.get("task", {}).get("name", "edge"))
     return reference
 
 
@@ -129,7 +136,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     if data.source not in DATA_SOURCES:
         raise ConfigError(f"config key 'data.source' must be one of {', '.join(DATA_SOURCES)}, "
                           f"got {data.source!r}")
-    if data.source != "simulate" and not data.input_dir:
+    if data.source not in ("simulate", "sign_graphs") and not data.input_dir:
         raise ConfigError(f"config key 'data.input_dir' must name a directory when data.source is "
                           f"{data.source!r}")
     if data.n_train < 1:
@@ -161,6 +168,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     for t in config.eval.thresholds:
         if not 0.0 <= float(t) <= 1.0:
             raise ConfigError(f"config key 'eval.thresholds' must hold values in [0, 1], got {t!r}")
+    _validate_task(config)
     from gnntrack.graphs.config import validate_graph_config
 
     validate_graph_config(config.graph)
@@ -168,3 +176,17 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         from gnntrack.detector.simulate import validate_simulation_config
 
         validate_simulation_config(data.simulation, where="data.simulation")
+
+
+def _validate_task(config: ml_collections.ConfigDict) -> None:
+    """The task group is valid and the model can give its outputs (a head of its level)."""
+    from gnntrack.tasks import make_task
+
+    task = make_task(config.get("task", ml_collections.ConfigDict(dict(name="edge"))))
+    if task.level != "edge" and not {"level", "outputs"} <= set(config.model.keys()):
+        raise ConfigError(f"task {task.level!r} needs a model with a {task.level} head (model keys "
+                          f"'level' and 'outputs'), e.g. --config.model.name=graph_net; "
+                          f"model {config.model.name!r} gives one output per edge")
+    if task.level == "edge" and "level" in config.model and config.model.level != "edge":
+        raise ConfigError(f"model {config.model.name!r} gives {config.model.level} outputs; the edge "
+                          f"task needs one logit per edge (set task.name to '{config.model.level}')")

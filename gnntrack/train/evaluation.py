@@ -68,6 +68,39 @@ def predict_edge_scores(score_fn: ScoreFn, graphs: Sequence[HitGraph], batching:
     return out, (loss_sum / n_edges if n_edges else float("nan"))
 
 
+def predict_items(eval_fn: Callable[[Any], dict], graphs: Sequence[HitGraph],
+                  batching: ml_collections.ConfigDict, n_devices: int, level: str, *, ladder=None
+                  ) -> tuple[dict[str, list[np.ndarray]], float]:
+    """A node or graph task's predictions for every graph (the edge task's are
+    `predict_edge_scores`).
+
+    Args:
+      eval_fn: batch -> the parallel eval step's outputs (numpy): per-item prediction arrays
+        ([D, N_pad, ...] or [D, G_pad, ...], see `gnntrack.tasks`) and loss_sum [D].
+      level: 'node' or 'graph'.
+    Returns:
+      ({output name: per graph in input order, [N_i, ...] or [...]}, mean loss per real item).
+    """
+    from gnntrack.graphs.batching import batch_iterator, make_ladder, split_item_values
+
+    if not graphs:
+        return {}, float("nan")
+    config = eval_batching_config(batching, len(graphs))
+    if ladder is None:
+        ladder = make_ladder(graphs, config, n_devices)
+    found: dict[str, dict[int, np.ndarray]] = {}
+    loss_sum, n_items = 0.0, 0
+    for batch in batch_iterator(graphs, config, n_devices, ladder=ladder, shuffle=False, drop_remainder=False):
+        out = eval_fn(batch)
+        for name, values in out.items():
+            if name != "loss_sum":
+                found.setdefault(name, {}).update(split_item_values(batch, values, level))
+        loss_sum += float(np.sum(out["loss_sum"]))
+        n_items += int(batch.n_real_nodes.sum()) if level == "node" else int(batch.n_graphs)
+    preds = {name: [np.asarray(per[i]) for i in range(len(graphs))] for name, per in found.items()}
+    return preds, (loss_sum / n_items if n_items else float("nan"))
+
+
 def edge_summary(scores: Sequence[np.ndarray], graphs: Sequence[HitGraph], *, thresholds=(0.5,),
                  prefix: str = "val_", loss: float | None = None) -> dict[str, Any]:
     """Flat metrics over all real edges of `graphs`.

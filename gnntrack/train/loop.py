@@ -32,6 +32,7 @@ The run directory's lifecycle:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -144,6 +145,29 @@ def _write_scores(path: Path, scores: list[np.ndarray], graphs) -> None:
                 labels=np.concatenate([np.asarray(g.y, np.float32) for g in graphs]) if graphs else np.zeros(0),
                 graph_offsets=offsets, event_id=np.array([g.event_id for g in graphs], np.int64),
                 section=np.array([g.section for g in graphs], np.int64))
+
+
+def _write_predictions(path: Path, preds: dict[str, list[np.ndarray]], graphs, task) -> None:
+    """A node or graph task's predictions (scores / values per item) and targets of evaluated
+    graphs, concatenated over graphs, with per-graph offsets (nodes; one item per graph)."""
+    targets = [task.targets(g) for g in graphs]
+    offsets = np.concatenate([[0], np.cumsum([len(t) for t in targets])]).astype(np.int64)
+    arrays = {name: np.concatenate([np.reshape(v, (len(t),) + np.shape(v)[1 if task.level == "node" else 0:])
+                                    for v, t in zip(values, targets)]) for name, values in preds.items()}
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays, targets=np.concatenate(targets), graph_offsets=offsets,
+                                event_id=np.array([g.event_id for g in graphs], np.int64),
+                                section=np.array([g.section for g in graphs], np.int64))
+
+
+def _with_targets(splits, task):
+    """`splits` with every graph's targets attached by `task` (per node / per graph)."""
+    def attach(graphs):
+        return None if graphs is None else [task.attach_targets(g) for g in graphs]
+
+    return dataclasses.replace(splits, train=attach(splits.train), val=attach(splits.val),
+                               test=attach(splits.test), test_full=attach(splits.test_full))
 
 
 def load_scores(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -282,7 +306,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, root: Path, workdir: 
                                           warmup_batches)
     from gnntrack.nn.models import build_model, cpu_kernels_label
     from gnntrack.train.data import prepare_data
-    from gnntrack.train.evaluation import edge_summary, predict_edge_scores
+    from gnntrack.tasks import make_task, model_config_for
+    from gnntrack.train.evaluation import edge_summary, predict_edge_scores, predict_items
     from gnntrack.train.losses import resolve_loss_config
     from gnntrack.train.optim import make_optimizer
     from gnntrack.train.distributed import make_data_parallel
@@ -318,6 +343,11 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, root: Path, workdir: 
 
     # --- data, model, optimizer --------------------------------------------------------------
     splits = prepare_data(config, workdir, progress=bool(tc.progress))
+    task = make_task(config.get("task", ml_collections.ConfigDict(dict(name="edge"))))
+    # the edge task is the step's own weighted BCE: the reference workload's step is unchanged
+    step_task = None if task.level == "edge" else task
+    if step_task is not None:
+        splits = _with_targets(splits, step_task)
     train_graphs = splits.train
     dp = make_data_parallel(config.parallel)  # one process, or all devices of all processes
     n_dev = dp.n_devices
@@ -328,7 +358,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, root: Path, workdir: 
                           f"batching.graphs_per_step={batching.graphs_per_step}; lower it or add events")
     total = total_train_steps(tc, per_epoch)
     loss_cfg = resolve_loss_config(config.loss, (g.y for g in train_graphs))
-    model = build_model(config.model)
+    model = build_model(model_config_for(task, config.model))
     tx, lr_fn = make_optimizer(config.optimizer, global_batch_size=int(batching.graphs_per_step),
                                total_steps=total)
     seed = int(config.seed)
@@ -363,7 +393,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, root: Path, workdir: 
         saved = meta.get("summary", {})  # older checkpoints have none: the result then lacks these
         last_loss, last_val = saved.get("loss", last_loss), saved.get("val", last_val)
         stats = _padding_from_meta(saved.get("padding"))
-    p_train = dp.train_step(make_train_step(model, tx, loss_cfg, dp.axis_name, lr_fn=lr_fn))
+    p_train = dp.train_step(make_train_step(model, tx, loss_cfg, dp.axis_name, lr_fn=lr_fn, task=step_task))
     if batching.precompile and start_step < total:
         # every rung compiled now, on a throwaway copy of the state (the step donates it)
         for warm in warmup_batches(train_graphs, batching, n_dev, ladder):
@@ -371,7 +401,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, root: Path, workdir: 
     state = dp.put_state(host_state)
     del host_state
 
-    p_eval = dp.eval_step(make_eval_step(model, loss_cfg))
+    p_eval = dp.eval_step(make_eval_step(model, loss_cfg, task=step_task))
     writer = MetricWriter(workdir, tensorboard=bool(tc.tensorboard),
                           resume_step=start_step if latest is not None else None)
     eval_ladders: dict[str, Any] = {}
@@ -387,8 +417,13 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, root: Path, workdir: 
             from gnntrack.train.evaluation import eval_batching_config
 
             eval_ladders[name] = make_ladder(graphs, eval_batching_config(batching, len(graphs)), n_dev)
-        scores, loss = predict_edge_scores(score_fn, graphs, batching, n_dev, ladder=eval_ladders[name])
-        metrics = edge_summary(scores, graphs, thresholds=thresholds, prefix=prefix, loss=loss)
+        if step_task is None:
+            scores, loss = predict_edge_scores(score_fn, graphs, batching, n_dev, ladder=eval_ladders[name])
+            metrics = edge_summary(scores, graphs, thresholds=thresholds, prefix=prefix, loss=loss)
+        else:
+            scores, loss = predict_items(lambda batch: {k: np.asarray(v) for k, v in p_eval(state, batch).items()},
+                                         graphs, batching, n_dev, step_task.level, ladder=eval_ladders[name])
+            metrics = step_task.summary(scores, graphs, prefix=prefix, loss=loss)
         metrics["eval_s"] = time.perf_counter() - t0
         writer.write({"step": step, **metrics})
         return metrics, scores
@@ -474,7 +509,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, root: Path, workdir: 
                 if do_eval:
                     val, _ = evaluate("val", val_graphs, "val_", step)
                     last_val = val
-                    bar.set_postfix(loss=f"{last_loss:.4f}", val_f1=f"{val['val_f1']:.4f}", refresh=False)
+                    bar.set_postfix(loss=f"{last_loss:.4f}", val_f1=f"{val.get('val_f1', math.nan):.4f}",
+                                    refresh=False)
                 if do_ckpt:
                     save_checkpoint(step, val)
                 if val is not None and report_fn is not None and report_fn(step, val):
@@ -516,8 +552,11 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, root: Path, workdir: 
             if graphs:
                 metrics, scores = evaluate(name, graphs, prefix, step)
                 result.update({k: v for k, v in metrics.items() if not isinstance(v, dict)})
-                result[f"{prefix}thresholds"] = metrics[f"{prefix}thresholds"]
-                _write_scores(workdir / f"{name}_scores.npz", scores, graphs)
+                if step_task is None:
+                    result[f"{prefix}thresholds"] = metrics[f"{prefix}thresholds"]
+                    _write_scores(workdir / f"{name}_scores.npz", scores, graphs)
+                else:
+                    _write_predictions(workdir / f"{name}_predictions.npz", scores, graphs, step_task)
     checkpointer.close()
     writer.close()
     result.update(best_step=best["step"], best_value=best["value"], train_seconds=train_seconds,

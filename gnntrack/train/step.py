@@ -6,7 +6,9 @@
 
 Inside, each device computes the sum of its weighted per-edge losses and its gradient; both are
 psum'd and divided by the GLOBAL real edge count, so the update is the same for any device count
-(up to float summation order). The step also measures the two squared gradient norms the
+(up to float summation order). With a `task` (`gnntrack.tasks`: node or graph targets) the loss
+sum and the count of real items are the task's, normalised the same way; without one the step is
+the edge classifier's weighted BCE, exactly as written here. The step also measures the two squared gradient norms the
 McCandlish gradient-noise-scale estimator needs (gnntrack.train.noise_scale).
 """
 
@@ -48,9 +50,9 @@ def _device_varying(tree: Any, like: jax.Array, axis_name: str) -> Any:
         tree)
 
 
-def make_train_step(model, tx: optax.GradientTransformation, loss_cfg: ml_collections.ConfigDict,
-                    axis_name: str = DEFAULT_AXIS, *, lr_fn: Callable[[Any], Any] | None = None
-                    ) -> Callable[[TrainState, DeviceBatch], tuple[TrainState, dict]]:
+def make_train_step(model, tx: optax.GradientTransformation, loss_cfg: ml_collections.ConfigDict | None,
+                    axis_name: str = DEFAULT_AXIS, *, lr_fn: Callable[[Any], Any] | None = None,
+                    task: Any = None) -> Callable[[TrainState, DeviceBatch], tuple[TrainState, dict]]:
     """Per-device train step (run it with `gnntrack.train.parallel`; it uses psum over axis_name).
 
     Args:
@@ -60,6 +62,8 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_cfg: ml_collec
       loss_cfg: a resolved loss config (`resolve_loss_config`; weighting 'manual').
       axis_name: the device axis name used by the parallel wrapper.
       lr_fn: train step -> learning rate (from `make_optimizer`), reported as metrics['lr'].
+      task: a `gnntrack.tasks` task (count(batch), loss_sum(outputs, batch)); None = edges with
+        `loss_cfg`'s weighted BCE. The metrics' edge counts are then the task's real items.
     Returns:
       step(state, batch) -> (new_state, metrics). `batch` is one device's DeviceBatch (no device
       axis). All metrics are identical on every device (float32 scalars):
@@ -72,10 +76,19 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_cfg: ml_collec
         B_small: real edges per device (global / devices with edges); B_big: global real edges.
         n_graphs: real graphs in the global batch (to express batch sizes in graphs).
     """
-    w_true, w_fake = loss_weights(loss_cfg)
+    if task is None:
+        w_true, w_fake = loss_weights(loss_cfg)
+
+        def item_count(batch):
+            return jnp.sum(batch.edge_mask.astype(jnp.float32))
+
+        def item_loss_sum(outputs, batch):
+            return masked_loss_sum(outputs, batch.y, batch.edge_mask, w_true, w_fake)[0]
+    else:
+        item_count, item_loss_sum = task.count, task.loss_sum
 
     def train_step(state: TrainState, batch: DeviceBatch):
-        n_local = jnp.sum(batch.edge_mask.astype(jnp.float32))
+        n_local = item_count(batch)
         n_global = lax.psum(n_local, axis_name)
         active = (n_local > 0).astype(jnp.float32)
         n_active = lax.psum(active, axis_name)
@@ -83,9 +96,8 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_cfg: ml_collec
                                  lax.axis_index(axis_name))
 
         def local_loss_sum(params):
-            logits = model.apply({"params": params}, batch.graph, train=True, rngs={"dropout": key})
-            total, _ = masked_loss_sum(logits, batch.y, batch.edge_mask, w_true, w_fake)
-            return total
+            outputs = model.apply({"params": params}, batch.graph, train=True, rngs={"dropout": key})
+            return item_loss_sum(outputs, batch)
 
         # Differentiate w.r.t. a device-VARYING copy of the params: under shard_map the gradient
         # of replicated (invariant) params would otherwise come back already psum'd; this way
@@ -113,7 +125,7 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_cfg: ml_collec
     return train_step
 
 
-def make_eval_step(model, loss_cfg: ml_collections.ConfigDict | None = None
+def make_eval_step(model, loss_cfg: ml_collections.ConfigDict | None = None, *, task: Any = None
                    ) -> Callable[[TrainState, DeviceBatch], dict]:
     """Per-device eval step: step(state, batch) -> dict of per-device outputs.
 
@@ -123,7 +135,15 @@ def make_eval_step(model, loss_cfg: ml_collections.ConfigDict | None = None
       loss_sum: float32 scalar, weighted BCE summed over the device's real edges (only when
         loss_cfg is given; divide the total over batches by the total real edges).
     Map scores back to graphs with `gnntrack.graphs.batching.split_edge_values`.
+    With a `task`: the task's predictions (`task.predict`, per node or graph, zero on padding)
+    and loss_sum, the task's summed loss over the device's real items.
     """
+    if task is not None:
+        def task_eval_step(state: TrainState, batch: DeviceBatch) -> dict:
+            outputs = model.apply({"params": state.params}, batch.graph, train=False)
+            return {**task.predict(outputs, batch), "loss_sum": task.loss_sum(outputs, batch)}
+
+        return task_eval_step
     weights = None if loss_cfg is None else loss_weights(loss_cfg)
 
     def eval_step(state: TrainState, batch: DeviceBatch) -> dict:
