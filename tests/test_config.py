@@ -222,3 +222,18 @@ def test_task_name_swaps_the_task_group_and_needs_a_model_with_its_head():
         validate_config(load_config(SMOKE, ["--config.task.name=node"]))
     with pytest.raises(ConfigError, match="unknown task 'jets'"):
         load_config(SMOKE, ["--config.task.name=jets"])
+
+
+def test_validating_a_rebuilt_config_imports_its_plugins(tmp_path, monkeypatch):
+    # study subprocesses rebuild the config from JSON / a dict and validate it before building
+    import gnntrack.config
+    import gnntrack.nn.registry
+    from gnntrack.config import config_to_dict
+    from gnntrack.train.defaults import validate_config
+
+    config = load_config(write_plugin_experiment(tmp_path), ["--config.model.name=plugin_edge_mlp"])
+    rebuilt = ml_collections.ConfigDict(json.loads(json.dumps(config_to_dict(config))))
+    monkeypatch.setattr(gnntrack.config, "_IMPORTED", set())
+    monkeypatch.delitem(gnntrack.nn.registry._MODELS, "plugin_edge_mlp")
+    validate_config(rebuilt)
+    assert "plugin_edge_mlp" in gnntrack.nn.registry.available_models()

@@ -204,3 +204,23 @@ def test_a_task_run_writes_its_predictions(task_runs, name):
     assert preds["graph_offsets"][-1] == n_items and ((preds["scores"] >= 0) & (preds["scores"] <= 1)).all()
     if name == "graph":
         assert n_items == 4
+
+
+def test_a_multi_head_loss_is_the_sum_over_real_items_of_cross_entropy_and_squared_error():
+    cfg = tasks.default_task_config("node")
+    cfg.target, cfg.n_classes, cfg.n_regression = "given", 3, 2
+    task = tasks.make_task(cfg)
+    assert task.output_width == 5
+    rng = np.random.default_rng(0)
+    outputs = rng.normal(size=(6, 5)).astype(np.float32)
+    y = np.concatenate([rng.integers(0, 3, (6, 1)), rng.normal(size=(6, 2))], axis=1).astype(np.float32)
+    mask = np.array([True, True, True, True, False, False])  # two padding nodes
+    batch = B.DeviceBatch(graph=None, y=np.zeros(1), edge_mask=np.zeros(1, bool), node_mask=mask,
+                          graph_mask=np.ones(1, bool), node_y=y)
+    logits = outputs[:, :3] - outputs[:, :3].max(1, keepdims=True)
+    ce = np.log(np.exp(logits).sum(1)) - logits[np.arange(6), y[:, 0].astype(int)]
+    expected = np.sum((ce + np.sum((outputs[:, 3:] - y[:, 1:]) ** 2, 1))[mask])
+    np.testing.assert_allclose(float(task.loss_sum(outputs, batch)), expected, rtol=1e-5)
+    assert float(task.count(batch)) == 4.0
+    preds = task.predict(outputs, batch)
+    assert preds["scores"].shape == (6, 3) and not np.asarray(preds["values"])[~mask].any()
