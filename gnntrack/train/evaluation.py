@@ -138,7 +138,9 @@ def print_summary(result: dict[str, Any], *, title: str = "gnntrack run", consol
         console.width = max(console.width, 100)  # keep column names whole in narrow/piped output
     table = Table(title=title, show_header=True, header_style="bold")
     table.add_column("set")
-    for col in ("edges", "efficiency", "purity", "accuracy", "F1", "AUC", "loss"):
+    # a node or graph task counts its items (n_val_items ...) where the edge task counts edges
+    unit = "items" if any(k.startswith("n_") and k.endswith("_items") for k in result) else "edges"
+    for col in (unit, "efficiency", "purity", "accuracy", "F1", "AUC", "loss"):
         table.add_column(col, justify="right")
 
     def fmt(x, digits=4):
@@ -148,7 +150,7 @@ def print_summary(result: dict[str, Any], *, title: str = "gnntrack run", consol
                           ("test, full events", "test_full_")):
         if f"{prefix}recall" not in result:
             continue
-        table.add_row(label, f"{result.get('n_' + prefix + 'edges', 0):,}", fmt(result.get(prefix + "recall")),
+        table.add_row(label, f"{result.get('n_' + prefix + unit, 0):,}", fmt(result.get(prefix + "recall")),
                       fmt(result.get(prefix + "precision")), fmt(result.get(prefix + "accuracy")),
                       fmt(result.get(prefix + "f1")), fmt(result.get(prefix + "auc")),
                       fmt(result.get(prefix + "loss")))

@@ -224,3 +224,15 @@ def test_a_multi_head_loss_is_the_sum_over_real_items_of_cross_entropy_and_squar
     assert float(task.count(batch)) == 4.0
     preds = task.predict(outputs, batch)
     assert preds["scores"].shape == (6, 3) and not np.asarray(preds["values"])[~mask].any()
+
+
+def test_a_task_runs_summary_counts_its_items(task_runs):
+    from rich.console import Console
+
+    from gnntrack.train.evaluation import print_summary
+
+    result, _, _ = task_runs["node", 1]
+    console = Console(record=True, width=120)
+    print_summary(result, console=console)
+    text = console.export_text()
+    assert "items" in text and f"{result['n_test_items']:,}" in text  # used to read 0 edges
