@@ -8,3 +8,4 @@ from gnntrack.nn.registry import (available_messages, available_models, build_mo
 __all__ = ["GraphNet", "SegmentClassifier", "InteractionNetwork", "build_model", "count_params",
            "default_model_config", "available_messages", "available_models", "get_message",
            "register_message", "register_model"]
+from gnntrack.nn import zoo  # noqa: E402,F401 -- registers the example models ("edgeconv")
