@@ -459,6 +459,11 @@ class _Context:
             self.lock_file = db.with_name(db.name + ".lock")
         self.worker_token = f"{socket.gethostname()}:{os.getpid()}"
         self.storage = None
+        self.study_id: int | None = None
+
+    def trial_id(self, number: int) -> int:
+        """The storage's id of trial `number` (Optuna keeps it in the private `Trial._trial_id`)."""
+        return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
 
     @contextlib.contextmanager
     def claim_lock(self) -> Iterator[None]:
@@ -484,6 +489,10 @@ class _Context:
             engine_kwargs = {"creator": lambda: _connect_sqlite(db)}
         else:
             engine_kwargs = {"pool_pre_ping": True}
+        # Optuna's heartbeat-stale check (fail_stale_trials) with our re-queue as its callback.
+        # Not optuna.storages.RetryHeartbeatStaleTrialCallback: it counts every re-queue as a retry
+        # (a Ctrl-C hand-back must not use one up) and copies every user attribute of the dead
+        # trial (its worker, error and duration) into the new one.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(
@@ -523,6 +532,7 @@ class _Context:
             except optuna.exceptions.DuplicatedStudyError:
                 study = optuna.load_study(study_name=s.study_name, storage=self.storage,
                                           sampler=_make_sampler(s, 0), pruner=_make_pruner(s))
+            self.study_id = self.storage.get_study_id_from_name(s.study_name)
             meta = study.user_attrs.get(META_ATTR)
             if meta is None and self.lock_file is None:
                 meta = self._wait_for_initialiser(study)
@@ -648,7 +658,9 @@ def fail_stale_trials(ctx: _Context, study) -> list[int]:
 
     Stale = heartbeat older than grace_seconds (optuna's check, any machine), or the recorded
     worker process is on this host and no longer exists, or no worker was ever recorded and the
-    trial started more than grace_seconds ago (killed between claiming and starting).
+    trial started more than grace_seconds ago (killed between claiming and starting). The process
+    id check is ours: it finds a killed local worker's trial at once, where the heartbeat alone
+    would leave it RUNNING (and the budget taken) for the grace period.
     """
     import optuna
     from optuna.trial import TrialState
@@ -669,12 +681,14 @@ def fail_stale_trials(ctx: _Context, study) -> list[int]:
     numbers = []
     for trial in dead:
         try:
-            ok = ctx.storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+            trial_id = ctx.trial_id(trial.number)
+            # The storage's compare-and-set: False or an error when another worker failed it first.
+            ok = ctx.storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
             ok = False  # another worker got there first
         if ok:
             numbers.append(trial.number)
-            _requeue(study, ctx.storage.get_trial(trial._trial_id), ctx.settings)
+            _requeue(study, ctx.storage.get_trial(trial_id), ctx.settings)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
@@ -703,7 +717,13 @@ def _count(study) -> _Counts:
 
 
 def _claim(ctx: _Context, study):
-    """Returns a claimed trial, "wait" (others are running the rest) or None (study finished)."""
+    """Returns a claimed trial, "wait" (others are running the rest) or None (study finished).
+
+    Workers claim with ask/tell under `claim_lock` rather than run `Study.optimize`: the budget
+    is checked before a trial starts (optuna.study.MaxTrialsCallback stops `optimize` after a
+    trial ends, so N workers would start up to N - 1 trials too many), and a grid trial is
+    popped from the queue only (optimize would sample new ones once the queue is empty).
+    """
     from optuna.trial import TrialState
 
     s = ctx.settings
@@ -726,8 +746,9 @@ def _claim(ctx: _Context, study):
             warnings.filterwarnings("ignore", message=".*Heartbeat.*")
             trial = study.ask()
         trial.set_user_attr("worker", ctx.worker_token)
-        ctx.storage.record_heartbeat(trial._trial_id)
-        if _is_surplus(trial, study, s, ctx.storage.get_trial_system_attrs(trial._trial_id)):
+        trial_id = ctx.trial_id(trial.number)
+        ctx.storage.record_heartbeat(trial_id)
+        if _is_surplus(trial, study, s, ctx.storage.get_trial_system_attrs(trial_id)):
             # Only without a file lock (several machines): another worker claimed the last slot.
             trial.set_user_attr("surplus", True)
             study.tell(trial, state=TrialState.FAIL)
@@ -775,7 +796,12 @@ def _worker_loop(ctx: _Context, study, *, show_progress: bool = True) -> None:
 
 
 class _Heartbeat:
-    """Records the trial's heartbeat every `interval` seconds in a daemon thread."""
+    """Records the trial's heartbeat every `interval` seconds in a daemon thread.
+
+    Optuna beats only inside `Study.optimize` (its heartbeat thread is private); the sweep's
+    workers use ask/tell (see `_claim`), so they beat themselves through the storage's public
+    `record_heartbeat`.
+    """
 
     def __init__(self, storage, trial_id: int, interval: float):
         self.storage, self.trial_id, self.interval = storage, trial_id, interval
@@ -835,11 +861,12 @@ def _hand_back(ctx: _Context, study, trial, duration_s: float) -> None:
     """FAIL + re-queue (not counted as a retry) for a trial that is still RUNNING."""
     from optuna.trial import TrialState
 
-    if ctx.storage.get_trial(trial._trial_id).state != TrialState.RUNNING:
+    trial_id = ctx.trial_id(trial.number)
+    if ctx.storage.get_trial(trial_id).state != TrialState.RUNNING:
         return  # stopped after its outcome was told
     trial.set_user_attr("duration_s", round(duration_s, 3))
     study.tell(trial, state=TrialState.FAIL)
-    _requeue(study, ctx.storage.get_trial(trial._trial_id), ctx.settings, count=False)
+    _requeue(study, ctx.storage.get_trial(trial_id), ctx.settings, count=False)
 
 
 def _train_trial(ctx: _Context, study, trial, start: float) -> str:
@@ -881,7 +908,7 @@ def _train_trial(ctx: _Context, study, trial, start: float) -> str:
     train_fn = ctx.train_fn
     if train_fn is None:
         from gnntrack.train.loop import train_and_evaluate as train_fn
-    with _Heartbeat(ctx.storage, trial._trial_id, s.heartbeat_seconds):
+    with _Heartbeat(ctx.storage, ctx.trial_id(trial.number), s.heartbeat_seconds):
         try:
             result = train_fn(config, str(run_dir), report_fn=report_fn, resume=True)
         except Exception as exc:

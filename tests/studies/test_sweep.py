@@ -356,7 +356,7 @@ def test_trials_of_lost_workers_on_other_machines_are_requeued(tmp_path):
     lost = study.ask()  # the queued baseline trial
     params = {s.key: s.suggest(lost) for s in specs}
     lost.set_user_attr("worker", "some-other-host:4242")
-    ctx.storage.record_heartbeat(lost._trial_id)
+    ctx.storage.record_heartbeat(ctx.trial_id(lost.number))
     unrecorded = study.ask()  # claimed, then its process died at once
     time.sleep(3.2)
 
