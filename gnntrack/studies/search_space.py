@@ -86,18 +86,6 @@ class ParamSpec:
     choices: tuple = ()
     grid: tuple | None = None
 
-    def to_optuna(self):
-        """The equivalent optuna distribution (used to record and suggest the parameter)."""
-        import optuna
-
-        if self.distribution == "categorical":
-            return optuna.distributions.CategoricalDistribution(list(self.choices))
-        if self.distribution == "int":
-            return optuna.distributions.IntDistribution(int(self.low), int(self.high), log=self.log,
-                                                        step=int(self.step or 1))
-        return optuna.distributions.FloatDistribution(float(self.low), float(self.high), log=self.log,
-                                                      step=None if self.step is None else float(self.step))
-
     def suggest(self, trial) -> Any:
         """Asks an optuna trial for this parameter (returns the fixed value for enqueued trials)."""
         if self.distribution == "categorical":

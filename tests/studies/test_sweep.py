@@ -345,13 +345,14 @@ def test_trials_of_lost_workers_on_other_machines_are_requeued(tmp_path):
 
     import optuna
 
-    from gnntrack.studies.sweep import _Context, SweepSettings, default_sweep_config
+    from gnntrack.studies.sweep import SweepSettings, default_sweep_config
+    from gnntrack.studies.sweep.study import StudyContext
 
     settings = SweepSettings.from_config({**default_sweep_config().to_dict(), "n_trials": 4,
                                           "sampler": "random", "pruner": "none", "poll_seconds": 0.1,
                                           "heartbeat_seconds": 1, "grace_seconds": 2})
     specs = ss.parse_search_space(RANDOM_SPACE)
-    ctx = _Context(base_config(), specs, settings, tmp_path, quadratic_train)
+    ctx = StudyContext(base_config(), specs, settings, tmp_path, quadratic_train)
     study = ctx.open_study()
     lost = study.ask()  # the queued baseline trial
     params = {s.key: s.suggest(lost) for s in specs}
@@ -399,7 +400,7 @@ def test_a_stop_request_that_python_drops_is_raised_again():
     import signal
     import time
 
-    from gnntrack.studies import sweep
+    from gnntrack.studies.sweep.signals import stop_on_signals
 
     class SignalsInDel:
         def __del__(self):
@@ -408,7 +409,7 @@ def test_a_stop_request_that_python_drops_is_raised_again():
 
     previous = signal.getsignal(signal.SIGUSR1)
     with pytest.raises(KeyboardInterrupt, match="SIGUSR1"):
-        with sweep._stop_on_signals((signal.SIGUSR1,)):
+        with stop_on_signals((signal.SIGUSR1,)):
             SignalsInDel()
             for _ in range(300):  # raised again within a second (bounded: 30 s)
                 time.sleep(0.1)
