@@ -38,6 +38,7 @@ from typing import Any, Sequence
 import ml_collections
 import numpy as np
 
+from gnntrack.config import import_plugins
 from gnntrack.errors import ConfigError, GnnTrackError
 from gnntrack.io.atomic import write_json_atomic, write_text_atomic
 from gnntrack.runtime import child_env, stop_with_parent
@@ -272,6 +273,7 @@ def worker_main(payload_path: str, out_path: str) -> None:
     stop_with_parent(signal.SIGKILL)
     payload = json.loads(Path(payload_path).read_text())
     config = ml_collections.ConfigDict(payload["config"])
+    import_plugins(config)  # models or messages registered in the experiment's plug-ins
     study = ml_collections.ConfigDict(payload["study"])
     rows = measure(config, study, int(payload["n_devices"]), Path(payload["workdir"]))
     write_json_atomic(out_path, {"rows": rows, "devices": device_info()})

@@ -2,6 +2,7 @@
 end-to-end run on 1 and 2 forced host devices (subprocesses) writing results with weak-scaling
 efficiency and straggler ratios."""
 
+import json
 import os
 
 os.environ.setdefault("PJRT_NPROC", "8")
@@ -10,11 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gnntrack.config import load_config
+import gnntrack.config
+import gnntrack.nn.registry
+from gnntrack.config import config_to_dict, load_config
 from gnntrack.errors import ConfigError
 from gnntrack.graphs.batching import default_batching_config, make_batch, make_ladder, synthetic_hit_graph
+from gnntrack.nn.registry import build_model
 from gnntrack.studies import devices as D
 from gnntrack.studies.provenance import read_results_csv
+from tests.test_config import write_plugin_experiment
 
 
 def test_random_dealing_and_straggler_ratio():
@@ -75,3 +80,19 @@ def test_device_study_on_one_and_two_forced_devices(tmp_path):
     for name in ("results.md", "results.json", "throughput.png", "efficiency.png", "step_breakdown.png"):
         assert (tmp_path / name).stat().st_size > 0
     assert "straggler" in (tmp_path / "results.md").read_text()
+
+
+def test_a_device_count_subprocess_imports_the_configs_plugins(tmp_path, monkeypatch):
+    """The worker rebuilds its config from the JSON payload: a model registered in a file named by
+    `config.imports` must be known there (a fresh process: neither imported nor registered yet)."""
+    config = load_config(write_plugin_experiment(tmp_path / "project"), ["--config.model.name=plugin_edge_mlp"])
+    monkeypatch.setattr(gnntrack.config, "_IMPORTED", set())
+    monkeypatch.delitem(gnntrack.nn.registry._MODELS, "plugin_edge_mlp")
+    monkeypatch.setattr(D, "stop_with_parent", lambda sig: None)  # not this test process
+    monkeypatch.setattr(D, "measure", lambda config, study, n, workdir: [
+        {"model": type(build_model(config.model)).__name__}])
+    payload = tmp_path / "payload.json"
+    payload.write_text(json.dumps({"config": config_to_dict(config), "study": {}, "n_devices": 1,
+                                   "workdir": str(tmp_path)}))
+    D.worker_main(str(payload), str(tmp_path / "out.json"))
+    assert json.loads((tmp_path / "out.json").read_text())["rows"] == [{"model": "PluginEdgeMLP"}]
