@@ -308,7 +308,8 @@ class Checkpointer:
             # the save's other writer threads still run into the failure; let them end first, so
             # that they neither print at interpreter exit nor disturb a later save in this process
             for thread in set(threading.enumerate()) - threads:
-                thread.join(timeout=60)
+                if thread.ident is not None:  # enumerate() also lists threads still starting
+                    thread.join(timeout=60)
             raise self._write_error(exc, step) from None
 
     def _write_error(self, exc: Exception, step: int | None) -> Exception:
