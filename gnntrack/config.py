@@ -37,6 +37,7 @@ import ml_collections
 
 from gnntrack.errors import ConfigError, GnnTrackError, InputError
 from gnntrack.io.atomic import write_json_atomic
+from gnntrack.keys import did_you_mean
 
 CONFIG_FILE_NAME = "config.json"
 IMPORTS_KEY = "imports"
@@ -322,12 +323,9 @@ def set_by_path(config: ml_collections.ConfigDict, dotted_key: str, value: Any) 
         if not isinstance(node, (ml_collections.ConfigDict, dict)) or part not in node:
             known = list(node.keys()) if isinstance(node, (ml_collections.ConfigDict, dict)) else []
             prefix = ".".join(parts[:depth])
-            hint = difflib.get_close_matches(part, known, n=3)
             where = f" under '{prefix}'" if prefix else ""
-            raise ConfigError(
-                f"unknown config key '{dotted_key}': no '{part}'{where}"
-                + (f"; did you mean {', '.join(repr(h) for h in hint)}?" if hint else
-                   f"; known keys: {', '.join(sorted(known))}" if known else ""))
+            hint = did_you_mean(part, known) or (f"; known keys: {', '.join(sorted(known))}" if known else "")
+            raise ConfigError(f"unknown config key '{dotted_key}': no '{part}'{where}{hint}")
         if depth == len(parts) - 1 and depth == 1 and _named_group_of(dotted_key) \
                 and isinstance(node, ml_collections.ConfigDict) and value != node[part]:
             _set_named_group(config, parts[0], value)
@@ -369,18 +367,6 @@ def _coerce(value: Any, old: Any, key: str) -> Any:
     if isinstance(old, ml_collections.ConfigDict) and not isinstance(value, (dict, ml_collections.ConfigDict)):
         raise ConfigError(f"config key '{key}' is a group; set one of its fields ({', '.join(old.keys())})")
     return value
-
-
-def check_known_keys(config: ml_collections.ConfigDict, reference: ml_collections.ConfigDict,
-                     where: str = "config") -> None:
-    """Raises ConfigError for any key in `config` that `reference` lacks (recursively)."""
-    for key in config.keys():
-        if key not in reference:
-            hint = difflib.get_close_matches(key, list(reference.keys()), n=3)
-            raise ConfigError(f"unknown config key '{where}.{key}'"
-                              + (f"; did you mean {', '.join(repr(h) for h in hint)}?" if hint else ""))
-        if isinstance(config[key], ml_collections.ConfigDict) and isinstance(reference[key], ml_collections.ConfigDict):
-            check_known_keys(config[key], reference[key], f"{where}.{key}")
 
 
 def config_to_dict(config: ml_collections.ConfigDict) -> dict:

@@ -18,10 +18,8 @@ import gnntrack
 PACKAGE_DIR = Path(gnntrack.__file__).resolve().parent
 
 # (importer, imported) edges tolerated in a cycle; a cycle is fixed by moving the shared piece, so
-# this should be empty. Left: gnntrack.config reads a named group's defaults (model, task) from its
-# registry, which itself uses gnntrack.config.check_known_keys.
-CYCLE_ALLOWLIST: frozenset[tuple[str, str]] = frozenset({("gnntrack.config", "gnntrack.nn.registry"),
-                                                         ("gnntrack.config", "gnntrack.tasks")})
+# this stays empty.
+CYCLE_ALLOWLIST: frozenset[tuple[str, str]] = frozenset()
 
 
 def module_files() -> dict[str, Path]:

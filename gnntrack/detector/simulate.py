@@ -41,7 +41,6 @@ import ml_collections
 import numpy as np
 import pandas as pd
 
-from gnntrack.config import check_known_keys
 from gnntrack.detector.geometry import Detector, default_detector
 from gnntrack.detector.particles import generate_particles, particle_masses, particles_frame
 from gnntrack.detector.toy import simulate_toy_event
@@ -49,6 +48,7 @@ from gnntrack.detector.weights import trackml_weights
 from gnntrack.errors import ConfigError, InputError
 from gnntrack.io.event import HITS_COLUMNS, PARTICLES_COLUMNS, TRUTH_COLUMNS, Event
 from gnntrack.io.trackml import write_event
+from gnntrack.keys import check_known_keys
 
 __all__ = ["default_simulation_config", "generate_particles", "simulate_event", "simulate_events",
            "event_rng", "helix_radius_mm", "validate_simulation_config"]

@@ -24,12 +24,12 @@ import ml_collections
 import numpy as np
 import pandas as pd
 
-from gnntrack.config import check_known_keys
 from gnntrack.detector.geometry import Detector
 from gnntrack.detector.particles import particles_frame
 from gnntrack.detector.weights import trackml_weights
 from gnntrack.errors import ConfigError
 from gnntrack.io.event import HITS_COLUMNS, TRUTH_COLUMNS, Event
+from gnntrack.keys import check_known_keys
 
 TOY_VOLUME_ID = 1
 

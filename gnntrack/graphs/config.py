@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import ml_collections
 
-from gnntrack.config import check_known_keys
 from gnntrack.errors import ConfigError
+from gnntrack.keys import check_known_keys
 
 SELECTIONS = ("pixel", "barrel", "barrel_pixel", "all")
 # Node features: r/1000 mm, phi/pi, z/1000 mm (HEP.TrkX), pseudorapidity, cell count, cell charge.

@@ -48,8 +48,8 @@ from typing import Callable
 import jax.numpy as jnp
 import ml_collections
 
-from gnntrack.config import check_known_keys
 from gnntrack.errors import ConfigError
+from gnntrack.keys import check_known_keys
 from gnntrack.nn import ops
 
 ModelDefaults = Callable[[], ml_collections.ConfigDict]

@@ -21,9 +21,10 @@ from typing import Any, Callable, Iterable, Mapping
 import ml_collections
 import numpy as np
 
-from gnntrack.config import check_known_keys, save_config
+from gnntrack.config import save_config
 from gnntrack.errors import ConfigError
 from gnntrack.io.atomic import write_json_atomic
+from gnntrack.keys import check_known_keys
 from gnntrack.studies.toy_data import apply_toy_data
 
 POINT_FILE = "point.json"

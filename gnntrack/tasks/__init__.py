@@ -21,8 +21,8 @@ from typing import Callable
 
 import ml_collections
 
-from gnntrack.config import check_known_keys
 from gnntrack.errors import ConfigError
+from gnntrack.keys import check_known_keys
 from gnntrack.tasks.edge import EdgeTask, edge_task_config
 from gnntrack.tasks.labels import LabelTask, graph_task_config, node_task_config
 

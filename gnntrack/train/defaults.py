@@ -41,8 +41,9 @@ from __future__ import annotations
 
 import ml_collections
 
-from gnntrack.config import check_known_keys, import_plugins
+from gnntrack.config import import_plugins
 from gnntrack.errors import ConfigError
+from gnntrack.keys import check_known_keys
 
 DATA_SOURCES = ("simulate", "events", "graphs", "sign_graphs")
 # Keys that may change between an interrupted run and its resumption (they do not change the

@@ -8,8 +8,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import ml_collections
 
-from gnntrack.config import check_known_keys
 from gnntrack.errors import ConfigError, GnnTrackError
+from gnntrack.keys import check_known_keys
 from gnntrack.studies.search_space import ParamSpec, parse_search_space
 
 SAMPLERS = ("grid", "random", "tpe")
