@@ -9,7 +9,7 @@ CPU time is the fairer number on a shared machine) of the whole
 `build_event` (selection, segment search, truth, features, statistics) and of its stages,
 nodes, edges, and peak memory: the Python-tracked peak during one build (numpy allocations,
 via tracemalloc) in MB and in bytes per edge (to show O(edges)), plus the process max RSS.
-Goal (issue 3): <= 1 s per event on one core. Threads are pinned to 1 before numpy loads.
+Goal: <= 1 s per event on one core. Threads are pinned to 1 before numpy loads.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The reference workload of issue 6 on a GPU machine, as one bounded run (every part has a time
+# The reference workload (scripts/compare_pytorch.py) on a GPU machine, as one bounded run (every part has a time
 # limit, so a short lease still returns what finished). Usage:
 #
 #     bash scripts/gpu_report.sh [OUTDIR] [SECONDS]     # defaults: ./gpu_report, 530

@@ -8,7 +8,7 @@ For the first --steps training batches of the quickstart experiment (same data, 
 batching as `gnntrack quickstart`, one device), times the jitted train step (forward, backward,
 Adam) twice per batch: padded to its ladder rung, as training runs it, and padded only to its own
 size (one padding node, no padding edges; a shape compiled for that batch alone). Calls are
-interleaved, medians over --repeats. overhead = Σ padded time / Σ exact time − 1 (issue 6's goal:
+interleaved, medians over --repeats. overhead = Σ padded time / Σ exact time − 1 (the goal:
 <= 10 %). The data are simulated and cached on first use (~1-2 min), like the quickstart's.
 """
 

@@ -1,4 +1,4 @@
-"""Batch-size study on the planes toy (issue 8): steps-to-target vs global batch for adam, sgd with
+"""Batch-size study on the planes toy: steps-to-target vs global batch for adam, sgd with
 momentum, lamb and lars, with LR + warmup tuned per point (equal trial budget), 3 repeat seeds.
 
     gnntrack scale --config experiments/scaling/batch_size.py --workdir runs/scaling/batch_size

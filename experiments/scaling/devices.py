@@ -1,4 +1,4 @@
-"""Device study (issue 8): throughput vs devices (1, 2, 4, 8), weak and strong scaling, straggler
+"""Device study: throughput vs devices (1, 2, 4, 8), weak and strong scaling, straggler
 ratio for like-sized vs random batching, step-time breakdown.
 
     gnntrack scale --config experiments/scaling/devices.py --workdir runs/scaling/devices

@@ -122,9 +122,10 @@ def gather_rows(table: jnp.ndarray, index: jnp.ndarray) -> jnp.ndarray:
 #
 # Why: differentiating LayerNorm with autodiff leaves XLA:CPU a backward graph in which the row
 # statistics (mean, 1/σ) get re-fused into several consumers and the per-feature sums for the
-# scale/bias gradients are column reductions of long fused expressions; on [80k, 64] edge
-# activations that made the backward ~10x the forward. Here the forward saves the normalised
-# input x̂, 1/σ and the output y as residuals, and the backward is three plain passes.
+# scale/bias gradients are column reductions of long fused expressions; on large edge
+# activations that made the backward many times slower than the forward. Here the forward saves
+# the normalised input x̂, 1/σ and the output y as residuals, and the backward is three plain
+# passes.
 
 _EPS = 1e-6  # flax.linen.LayerNorm's default epsilon
 
@@ -133,7 +134,7 @@ def _norm_act_forward(h, scale, bias, activation):
     h32 = h.astype(jnp.float32)
     # One-pass statistics, var = E[h²] - E[h]² (clipped at 0): flax.linen.LayerNorm's own default
     # (use_fast_variance), so the reference model computes the same formula. Both row sums read h
-    # itself, so XLA:CPU no longer writes h - mean as a pass of its own (issue 6's note).
+    # itself, so XLA:CPU does not write h - mean to memory as a pass of its own before reducing.
     mean = jnp.mean(h32, axis=-1, keepdims=True)
     var = jnp.maximum(jnp.mean(h32 * h32, axis=-1, keepdims=True) - mean * mean, 0.0)
     rstd = jax.lax.rsqrt(var + _EPS)
@@ -325,7 +326,7 @@ def _chunked_gathered_rows(fn, terms, bias, rows, params, chunk):
     """
     n_chunks = max(-(-rows // chunk), 1)
     # Equal blocks of at most `chunk` rows (a multiple of 8): 2,100 rows run as 2 x 1,056, not
-    # 2 x 2,048 with a block of padding rows (measured at the quickstart's 2,496-edge bucket).
+    # 2 x 2,048, so no block is mostly padding rows computed for nothing.
     chunk = max(-(-rows // n_chunks), 1)
     chunk += -chunk % 8
     pad = n_chunks * chunk - rows
