@@ -33,9 +33,10 @@ import jraph
 import numpy as np
 import optax
 
-from gnntrack.nn.models import (PROJECTED_MESSAGES, InteractionNetwork, SegmentClassifier,
-                                build_model, count_params, default_chunk_size,
-                                default_model_config, remat_mode)
+from gnntrack.nn.fast.segment_classifier import (PROJECTED_MESSAGES, FastSegmentClassifier,
+                                                 default_chunk_size, remat_mode)
+from gnntrack.nn.models import (InteractionNetwork, SegmentClassifier, build_model, count_params,
+                                default_model_config)
 from gnntrack.nn.registry import get_message
 
 # ---------------------------------------------------------------------------------------------
@@ -346,14 +347,12 @@ def _segment_classifier_flops(m: SegmentClassifier, nodes: int, edges: int, node
     n, e, h, f = nodes, edges, m.hidden, node_features
     d = h + f
     fe = edge_features if m.use_edge_features else 0
-    fast = m.impl == "fast"
-    project = fast if getattr(m, "project", None) is None else m.project
-    fused_norm = fast if getattr(m, "fused_norm", None) is None else m.fused_norm
-    chunk = getattr(m, "chunk_size", None)
-    chunk = (default_chunk_size() if fast else 0) if chunk is None else chunk
-    chunk = chunk if fused_norm else 0
-    kernels = m.resolved_cpu_kernels() == "fused"
-    remat = remat_mode(m.remat)
+    fast = isinstance(m, FastSegmentClassifier)  # else the reference: no knobs
+    project = fast and m.project
+    fused_norm = fast and m.fused_norm
+    chunk = (default_chunk_size() if m.chunk_size is None else m.chunk_size) if fused_norm else 0
+    kernels = fast and m.resolved_cpu_kernels() == "fused"
+    remat = remat_mode(m.remat) if fast else "none"
     projected = project and m.message in PROJECTED_MESSAGES
 
     # Edge network, one call: first layer, the layers the row blocks / kernels run, output layer.
@@ -538,7 +537,7 @@ def run_benchmark(model: str = "segment_classifier", *, hidden: int | None = Non
     # the unchunked form of the same arithmetic, and remat="iteration" (a scan) unrolled; it
     # still misses the fused kernels' work, hence the analytic count (model_flops) where known.
     count_net = net
-    if isinstance(net, SegmentClassifier):
+    if isinstance(net, FastSegmentClassifier):
         count_net = net.clone(chunk_size=0)
         if remat_mode(net.remat) == "iteration":
             count_net = count_net.clone(remat=False)

@@ -46,13 +46,13 @@ def measure(nodes: int, edges: int, hidden: int, n_iters: int, rounds: int) -> d
     import optax
 
     from gnntrack.bench import make_infer_step, make_train_step, random_graph
-    from gnntrack.nn.models import SegmentClassifier
+    from gnntrack.nn.models import FastSegmentClassifier, SegmentClassifier
 
     graph, y = random_graph(nodes, edges, seed=0)
     g, yy = jax.device_put((graph, y))
     mask = jnp.ones_like(yy)
-    models = {impl: SegmentClassifier(hidden=hidden, n_iters=n_iters, impl=impl)
-              for impl in ("reference", "fast")}
+    models = {impl: form(hidden=hidden, n_iters=n_iters)
+              for impl, form in (("reference", SegmentClassifier), ("fast", FastSegmentClassifier))}
     params = jax.jit(models["reference"].init)(jax.random.key(0), g)["params"]
     tx = optax.adam(1e-3)
     calls, logits = {}, {}

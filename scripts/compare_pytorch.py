@@ -169,15 +169,24 @@ def _median_ms(call, warmup, steps):
 # Ours.
 
 
+def our_model(hidden, n_iters, overrides):
+    """The segment classifier of `overrides` ({"impl": "fast" | "reference", ...the form's
+    options}; no impl: the reference)."""
+    from gnntrack.nn.models import FastSegmentClassifier, SegmentClassifier
+
+    options = dict(overrides)
+    form = FastSegmentClassifier if options.pop("impl", "reference") == "fast" else SegmentClassifier
+    return form(hidden=hidden, n_iters=n_iters, **options)
+
+
 def setup_ours(nodes, edges, hidden, n_iters, overrides, seed=0):
     import jax
     import jax.numpy as jnp
     import optax
     from gnntrack.bench import make_infer_step, make_train_step, random_graph
-    from gnntrack.nn.models import SegmentClassifier
 
     graph, y = random_graph(nodes, edges, 3, 0, seed)
-    model = SegmentClassifier(hidden=hidden, n_iters=n_iters, **overrides)
+    model = our_model(hidden, n_iters, overrides)
     g, yy = jax.device_put((graph, y))
     mask = jnp.ones_like(yy)
     params = jax.jit(model.init)(jax.random.key(seed), g)["params"]
@@ -204,7 +213,6 @@ def flop_floor(nodes, edges, hidden, n_iters, overrides, repeats):
     and the matmul floor."""
     import jax
     from gnntrack.bench import make_loss_fn, matmul_floor, model_flops
-    from gnntrack.nn.models import SegmentClassifier
 
     naive = setup_ours(nodes, edges, hidden, n_iters, {})
     # The matmul census (a jaxpr walk) sees neither the fused CPU kernels' matmuls nor a loop
@@ -212,7 +220,7 @@ def flop_floor(nodes, edges, hidden, n_iters, overrides, repeats):
     ours = setup_ours(nodes, edges, hidden, n_iters,
                       {**overrides, "chunk_size": 0, "remat": False, "cpu_kernels": "xla"})
     naive_count = model_flops(naive["model"], nodes, edges, 3)
-    ours_count = model_flops(SegmentClassifier(hidden=hidden, n_iters=n_iters, **overrides),
+    ours_count = model_flops(our_model(hidden, n_iters, overrides),
                              nodes, edges, 3)
     out = dict(naive_flops=naive_count["train_step"], ours_flops=ours_count["train_step"],
                ours_executed_flops=ours_count["executed"], ours_flops_form=ours_count["form"])
@@ -422,7 +430,7 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=5, help="timed steps per repeat (median)")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3, help="ours-then-PyTorch rounds")
-    p.add_argument("--overrides", default='{"impl": "fast"}', help="JSON SegmentClassifier options for ours")
+    p.add_argument("--overrides", default='{"impl": "fast"}', help="JSON options for ours: impl and that form's fields")
     p.add_argument("--skip-torch", action="store_true")
     p.add_argument("--no-floor", action="store_true")
     p.add_argument("--floor-repeats", type=int, default=5)

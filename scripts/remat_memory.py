@@ -25,10 +25,10 @@ import time
 
 def measure(edges: int, remat, hidden: int, n_iters: int) -> dict:
     from gnntrack.bench import train_step_memory
-    from gnntrack.nn.models import SegmentClassifier
+    from gnntrack.nn.models import FastSegmentClassifier
 
     start = time.perf_counter()
-    model = SegmentClassifier(hidden=hidden, n_iters=n_iters, impl="fast", remat=remat)
+    model = FastSegmentClassifier(hidden=hidden, n_iters=n_iters, remat=remat)
     result = train_step_memory(model, max(edges // 4, 8), edges)
     result.update(edges=edges, nodes=max(edges // 4, 8), remat=remat,
                   compile_s=time.perf_counter() - start)

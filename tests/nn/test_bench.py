@@ -13,7 +13,7 @@ from gnntrack import cli
 from gnntrack.bench import (compiled_flops, dot_signatures, flop_summary, make_infer_step,
                             make_train_step, message_flops, model_flops, random_graph,
                             run_benchmark, weighted_bce)
-from gnntrack.nn.models import InteractionNetwork, SegmentClassifier
+from gnntrack.nn.models import FastSegmentClassifier, InteractionNetwork, SegmentClassifier
 from gnntrack.nn.ops import use_kernels
 from gnntrack.nn.registry import get_message, register_message
 
@@ -70,11 +70,11 @@ def test_dot_signatures_counts_forward_and_backward_matmuls():
 # So the count must lie within 3% below XLA's (it is ~1% below at these sizes).
 PLAIN = dict(activation="identity", layer_norm=False)
 XLA_FORMS = [
-    pytest.param(SegmentClassifier(hidden=32, n_iters=1, impl="reference", **PLAIN), 0,
+    pytest.param(SegmentClassifier(hidden=32, n_iters=1, **PLAIN), 0,
                  id="segment-reference"),
-    pytest.param(SegmentClassifier(hidden=32, n_iters=1, impl="fast", chunk_size=0,
+    pytest.param(FastSegmentClassifier(hidden=32, n_iters=1, chunk_size=0,
                                    cpu_kernels="xla", **PLAIN), 0, id="segment-fast-xla"),
-    pytest.param(SegmentClassifier(hidden=32, n_iters=1, impl="reference", use_edge_features=True,
+    pytest.param(SegmentClassifier(hidden=32, n_iters=1, use_edge_features=True,
                                    message="weighted_sum_in", **PLAIN), 4,
                  id="segment-edge-features"),
     pytest.param(InteractionNetwork(hidden=32, n_iters=2, activation="identity"), 4,
@@ -102,11 +102,11 @@ def test_fused_kernels_count_the_fast_arithmetic_and_their_recomputation(monkeyp
     their backward pass recomputes every tile of the edge network (gathered-table sum and its
     hidden layers, not the logit layer) and the node network's layers after the first matmul."""
     n, e, h, f = 1000, 4000, 64, 3
-    kwargs = dict(hidden=h, n_iters=2, impl="fast", edge_layers=3, node_layers=4)
-    xla_form = model_flops(SegmentClassifier(cpu_kernels="xla", chunk_size=0, **kwargs), n, e, f)
-    blocks = model_flops(SegmentClassifier(cpu_kernels="xla", chunk_size=512, **kwargs), n, e, f)
-    monkeypatch.setattr(SegmentClassifier, "resolved_cpu_kernels", lambda self: "fused")
-    fused = model_flops(SegmentClassifier(**kwargs), n, e, f)
+    kwargs = dict(hidden=h, n_iters=2, edge_layers=3, node_layers=4)
+    xla_form = model_flops(FastSegmentClassifier(cpu_kernels="xla", chunk_size=0, **kwargs), n, e, f)
+    blocks = model_flops(FastSegmentClassifier(cpu_kernels="xla", chunk_size=512, **kwargs), n, e, f)
+    monkeypatch.setattr(FastSegmentClassifier, "resolved_cpu_kernels", lambda self: "fused")
+    fused = model_flops(FastSegmentClassifier(**kwargs), n, e, f)
     assert fused["form"] == "fast, fused CPU kernels" and xla_form["form"] == "fast"
     assert fused["train_step"] == xla_form["train_step"]
     assert fused["forward"] == xla_form["forward"]

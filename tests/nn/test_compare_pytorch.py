@@ -31,7 +31,7 @@ def test_compare_reports_floor_and_xla_matmul_bound(tmp_path, capsys):
     assert 0 < ref["ours_flops"] < ref["naive_flops"]
     # Counted by the library's one function (which sees the fused kernels' work, unlike XLA's
     # cost analysis); ours also reports the forward work its backward pass recomputes.
-    naive = model_flops(SegmentClassifier(hidden=8, n_iters=1, impl="reference"), 60, 200, 3)
+    naive = model_flops(SegmentClassifier(hidden=8, n_iters=1), 60, 200, 3)
     assert ref["naive_flops"] == naive["train_step"]
     assert ref["ours_executed_flops"] >= ref["ours_flops"]
     assert ref["ours_infer_matmul_ms"] > 0 and ref["ours_train_matmul_ms"] > 0

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from gnntrack.nn import cpu_kernels
-from gnntrack.nn.models import (_projected_bidirectional_weighted_sum,
-                                _fused_projected_bidirectional_weighted_sum,
-                                weighted_bidirectional_sum)
+from gnntrack.nn.fast.segment_classifier import (_fused_projected_bidirectional_weighted_sum,
+                                                 _projected_bidirectional_weighted_sum,
+                                                 weighted_bidirectional_sum)
 from tests.nn.test_cpu_kernels import needs_kernel
 
 

@@ -16,8 +16,8 @@ import pytest
 from gnntrack.bench import random_graph
 from gnntrack.errors import ConfigError
 from gnntrack.nn import cpu_kernels
-from gnntrack.nn.models import (SegmentClassifier, build_model, default_model_config,
-                                cpu_kernels_label, resolve_cpu_kernels)
+from gnntrack.nn.models import (FastSegmentClassifier, SegmentClassifier, build_model,
+                                cpu_kernels_label, default_model_config, resolve_cpu_kernels)
 from tests.nn.model_helpers import assert_close_across_shapes, perturbed_params, tanh_loss
 
 CAN_BUILD = cpu_kernels._unavailable_reason() is None
@@ -48,7 +48,7 @@ def test_fused_kernel_matches_reference_logits_and_gradients(variant):
     graph, _ = random_graph(70, 301, seed=3)  # 301 edges: tiles of 24 and chunks end mid-way
     common = {k: v for k, v in variant.items() if k in ("hidden", "edge_layers")}
     reference = SegmentClassifier(n_iters=2, **common)
-    fused = SegmentClassifier(n_iters=2, impl="fast", cpu_kernels="fused", **variant)
+    fused = FastSegmentClassifier(n_iters=2, cpu_kernels="fused", **variant)
     assert fused.resolved_cpu_kernels() == "fused"
     _assert_kernels_match_reference(fused, reference, graph)
 
@@ -72,8 +72,8 @@ def _assert_kernels_match_reference(fused, reference, graph):
 @needs_kernel
 def test_fused_kernel_matches_xla_form_and_is_reproducible():
     graph, _ = random_graph(50, 200, seed=4)
-    xla = SegmentClassifier(hidden=16, n_iters=2, impl="fast", cpu_kernels="xla")
-    fused = SegmentClassifier(hidden=16, n_iters=2, impl="fast", cpu_kernels="fused")
+    xla = FastSegmentClassifier(hidden=16, n_iters=2, cpu_kernels="xla")
+    fused = FastSegmentClassifier(hidden=16, n_iters=2, cpu_kernels="fused")
     params = perturbed_params(xla, graph)
     logits = jax.jit(fused.apply)({"params": params}, graph)
     # different programs (kernel vs XLA tiling and summation order): float tolerance
@@ -88,7 +88,7 @@ def test_padding_never_changes_real_edge_logits(kernels):
     """Real edges' logits do not depend on padding: equal within float32 rounding across shapes,
     bitwise equal at the same shapes whatever the padding holds; a leak is caught."""
     graph, _ = random_graph(50, 200, seed=4)
-    model = SegmentClassifier(hidden=16, n_iters=2, impl="fast", cpu_kernels=kernels)
+    model = FastSegmentClassifier(hidden=16, n_iters=2, cpu_kernels=kernels)
     params = perturbed_params(model, graph)
     apply = jax.jit(model.apply)
     logits = apply({"params": params}, graph)
@@ -226,7 +226,7 @@ def test_kernels_run_with_edge_features(remat):
     model): same logits and gradients as the reference model."""
     graph, _ = random_graph(40, 160, n_edge_features=2, seed=6)
     reference = SegmentClassifier(hidden=16, n_iters=2, use_edge_features=True)
-    fused = SegmentClassifier(hidden=16, n_iters=2, impl="fast", use_edge_features=True,
+    fused = FastSegmentClassifier(hidden=16, n_iters=2, use_edge_features=True,
                               cpu_kernels="fused", remat=remat, chunk_size=64)
     _assert_kernels_match_reference(fused, reference, graph)
 
@@ -273,8 +273,8 @@ def test_resolve_cpu_kernels_choices():
     config.cpu_kernels = "bogus"
     with pytest.raises(ConfigError, match="cpu_kernels"):
         build_model(config)
-    assert cpu_kernels_label(SegmentClassifier()) == "xla"  # impl="reference"
-    assert cpu_kernels_label(SegmentClassifier(impl="fast")) == (
+    assert cpu_kernels_label(SegmentClassifier()) == "xla"  # the reference form
+    assert cpu_kernels_label(FastSegmentClassifier()) == (
         cpu_kernels.status().label() if cpu_kernels.available() else "xla")
 
 

@@ -1,5 +1,5 @@
-"""impl="fast" computes the reference segment classifier: same parameters -> same logits and
-gradients (float tolerance), including padding, chunk remainders and custom messages."""
+"""The fast form (model.impl="fast") computes the reference segment classifier: same parameters
+-> same logits and gradients (float tolerance), including padding, chunk remainders and custom messages."""
 
 import jax
 import jax.numpy as jnp
@@ -9,23 +9,25 @@ import pytest
 
 from gnntrack.bench import random_graph
 from gnntrack.nn.layers import gather_rows, norm_act
-from gnntrack.nn.models import SegmentClassifier, build_model, default_model_config
+from gnntrack.nn.fast import EDGE_CHUNK, default_chunk_size
+from gnntrack.nn.models import (FastSegmentClassifier, SegmentClassifier, build_model,
+                                default_model_config)
 from tests.nn.model_helpers import assert_close_across_shapes, perturbed_params, tanh_loss
 
 
 @pytest.mark.parametrize("variant", [
-    dict(impl="fast", chunk_size=64),        # all levers; several chunks plus a padded remainder
-    dict(impl="fast", remat=True, chunk_size=100),
-    dict(impl="fast", remat="iteration", chunk_size=64),  # scanned, rematerialised iterations
-    dict(fused_norm=True, chunk_size=0),
-    dict(project=True),
-    dict(impl="fast", message="weighted_sum_in"),  # non-projectable message: generic path
+    dict(chunk_size=64),        # all levers; several chunks plus a padded remainder
+    dict(remat=True, chunk_size=100),
+    dict(remat="iteration", chunk_size=64),  # scanned, rematerialised iterations
+    dict(project=False, chunk_size=0),
+    dict(fused_norm=False),
+    dict(message="weighted_sum_in"),  # non-projectable message: generic path
 ])
 def test_fast_matches_reference_logits_and_gradients(variant):
     graph, _ = random_graph(60, 250, seed=2)
     message = variant.get("message", "bidirectional_weighted_sum")
     reference = SegmentClassifier(hidden=8, n_iters=2, message=message)
-    fast = SegmentClassifier(hidden=8, n_iters=2, **variant)
+    fast = FastSegmentClassifier(hidden=8, n_iters=2, **variant)
     params = perturbed_params(reference, graph)
     assert (jax.tree_util.tree_structure(jax.eval_shape(fast.init, jax.random.key(0), graph)["params"])
             == jax.tree_util.tree_structure(params))
@@ -52,7 +54,7 @@ def test_fast_is_padding_invariant_and_jit_consistent():
 def test_bfloat16_compute_keeps_float32_params_and_stays_close():
     graph, _ = random_graph(40, 150, seed=5)
     ref = SegmentClassifier(hidden=16, n_iters=2)
-    bf16 = SegmentClassifier(hidden=16, n_iters=2, impl="fast", compute_dtype="bfloat16")
+    bf16 = FastSegmentClassifier(hidden=16, n_iters=2, compute_dtype="bfloat16")
     params = jax.jit(bf16.init)(jax.random.key(0), graph)["params"]
     assert all(p.dtype == jnp.float32 for p in jax.tree_util.tree_leaves(params))
     out = jax.jit(bf16.apply)({"params": params}, graph)
@@ -89,7 +91,8 @@ def test_fast_matches_reference_under_shard_map():
     mesh = Mesh(devices, ("d",))
     results = []
     for impl, remat in (("reference", False), ("fast", False), ("fast", "iteration")):
-        model = SegmentClassifier(hidden=8, n_iters=2, impl=impl, chunk_size=32, remat=remat)
+        model = (SegmentClassifier(hidden=8, n_iters=2) if impl == "reference" else
+                 FastSegmentClassifier(hidden=8, n_iters=2, chunk_size=32, remat=remat))
 
         def per_device(params, graph, model=model):
             graph = jax.tree_util.tree_map(lambda a: a[0], graph)
@@ -120,8 +123,6 @@ def test_gather_rows_is_plain_indexing_with_the_same_gradient():
 
 def test_row_blocks_are_a_cpu_default_only():
     """The cache-sized row blocks are the CPU default; other backends run unchunked."""
-    from gnntrack.nn.models import EDGE_CHUNK, default_chunk_size
-
     assert default_chunk_size("cpu") == EDGE_CHUNK
     assert default_chunk_size("gpu") == 0 and default_chunk_size("tpu") == 0
     assert default_chunk_size() == (EDGE_CHUNK if jax.default_backend() == "cpu" else 0)

@@ -95,3 +95,30 @@ def test_config_errors_name_the_key():
         build_model({"name": "segment_classifier", "activation": "softsign"})
     with pytest.raises(ConfigError, match="model.n_iters"):
         build_model({"name": "interaction_network", "n_iters": -1})
+
+
+def test_impl_chooses_the_reference_or_the_fast_form_with_one_parameter_tree():
+    """model.impl picks the module at build time; the forms agree with the config's defaults and
+    share one parameter tree (checkpoints move between them); the fast-only knobs are refused
+    on the reference form instead of being ignored."""
+    from gnntrack.nn.models import FastSegmentClassifier, SegmentClassifier
+
+    config = default_model_config("segment_classifier")
+    fast = build_model(config)
+    assert type(fast) is FastSegmentClassifier and config.impl == "fast"
+    reference = build_model({**config.to_dict(), "impl": "reference"})
+    assert type(reference) is SegmentClassifier
+    for key in ("hidden", "n_iters", "message", "activation", "layer_norm", "edge_layers",
+                "node_layers", "use_edge_features", "compute_dtype"):
+        assert getattr(SegmentClassifier(), key) == config[key], key
+    assert FastSegmentClassifier().remat == config.remat
+    assert FastSegmentClassifier().cpu_kernels == config.cpu_kernels
+    graph = graph_for("segment_classifier")
+    shapes = [jax.eval_shape(m.init, jax.random.key(0), graph)["params"] for m in (fast, reference)]
+    assert (jax.tree_util.tree_map(lambda a: a.shape, shapes[0])
+            == jax.tree_util.tree_map(lambda a: a.shape, shapes[1]))
+    for bad in (dict(remat="iteration"), dict(cpu_kernels="fused")):
+        with pytest.raises(ConfigError, match="model.impl='fast'"):
+            build_model({"name": "segment_classifier", "impl": "reference", **bad})
+    with pytest.raises(ConfigError, match="model.impl 'slow'"):
+        build_model({"name": "segment_classifier", "impl": "slow"})

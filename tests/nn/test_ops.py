@@ -233,13 +233,14 @@ def test_a_models_cpu_kernels_choice_reaches_its_message():
     """model.cpu_kernels="xla" (and the reference impl) keep the message in XLA; "fused" runs it
     in the kernels: one switch for the networks and the ops."""
     from gnntrack.bench import random_graph
-    from gnntrack.nn.models import SegmentClassifier
+    from gnntrack.nn.models import FastSegmentClassifier, SegmentClassifier
 
     graph, _ = random_graph(30, 90, seed=1)
     programs = {}
     for impl, choice in (("reference", "auto"), ("fast", "xla"), ("fast", "fused")):
-        model = SegmentClassifier(hidden=16, n_iters=1, message="bidirectional_weighted_mean",
-                                  impl=impl, cpu_kernels=choice)
+        common = dict(hidden=16, n_iters=1, message="bidirectional_weighted_mean")
+        model = (SegmentClassifier(**common) if impl == "reference"
+                 else FastSegmentClassifier(cpu_kernels=choice, **common))
         params = model.init(jax.random.key(0), graph)["params"]
         programs[impl, choice] = jax.jit(model.apply).lower({"params": params}, graph).as_text()
     assert cpu_kernels.SEGMENT_GATHER_SUM_TARGET not in programs["reference", "auto"]

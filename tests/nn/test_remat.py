@@ -15,22 +15,23 @@ from gnntrack import cli
 from gnntrack.bench import compiled_flops, make_train_step, random_graph, train_step_memory
 from gnntrack.config import apply_overrides, load_config, save_config
 from gnntrack.errors import ConfigError
-from gnntrack.nn.models import SegmentClassifier, build_model, default_model_config, remat_mode
+from gnntrack.nn.models import (FastSegmentClassifier, build_model, default_model_config,
+                                remat_mode)
 from tests.nn.model_helpers import perturbed_params, tanh_loss
 from gnntrack.train.defaults import default_config
 
 
 @pytest.mark.parametrize("options", [
-    dict(impl="fast", chunk_size=64),           # chunked MLPs (nested remat), padded remainder
-    dict(impl="reference"),
-    dict(impl="fast", message="weighted_sum_in"),  # generic (non-projected) message path
-    dict(impl="fast", use_edge_features=True),
+    dict(chunk_size=64),           # chunked MLPs (nested remat), padded remainder
+    dict(fused_norm=False, project=False),  # the reference arithmetic
+    dict(message="weighted_sum_in"),  # generic (non-projected) message path
+    dict(use_edge_features=True),
 ])
 def test_iteration_remat_matches_no_remat(options):
     graph, _ = random_graph(60, 250, n_edge_features=2 if options.get("use_edge_features") else 0,
                             seed=3)
-    plain = SegmentClassifier(hidden=8, n_iters=3, **options)
-    remat = SegmentClassifier(hidden=8, n_iters=3, remat="iteration", **options)
+    plain = FastSegmentClassifier(hidden=8, n_iters=3, **options)
+    remat = FastSegmentClassifier(hidden=8, n_iters=3, remat="iteration", **options)
     params = perturbed_params(plain, graph)
     np.testing.assert_allclose(jax.jit(remat.apply)({"params": params}, graph),
                                jax.jit(plain.apply)({"params": params}, graph),
@@ -46,7 +47,7 @@ def test_parameter_tree_is_the_same_for_every_remat_setting():
     graph, _ = random_graph(40, 120, seed=1)
     trees = {}
     for remat in (False, True, "none", "mlp", "iteration"):
-        model = SegmentClassifier(hidden=8, n_iters=2, impl="fast", remat=remat)
+        model = FastSegmentClassifier(hidden=8, n_iters=2, remat=remat)
         trees[remat] = jax.jit(model.init)(jax.random.key(7), graph)["params"]
     ref = trees[False]
     for remat, params in trees.items():
@@ -59,8 +60,8 @@ def test_parameter_tree_is_the_same_for_every_remat_setting():
 def test_zero_iterations_and_bfloat16():
     graph, _ = random_graph(40, 120, seed=2)
     for kwargs in (dict(n_iters=0), dict(n_iters=2, compute_dtype="bfloat16")):
-        plain = SegmentClassifier(hidden=8, impl="fast", **kwargs)
-        remat = SegmentClassifier(hidden=8, impl="fast", remat="iteration", **kwargs)
+        plain = FastSegmentClassifier(hidden=8, **kwargs)
+        remat = FastSegmentClassifier(hidden=8, remat="iteration", **kwargs)
         params = plain.init(jax.random.key(0), graph)["params"]
         np.testing.assert_allclose(jax.jit(remat.apply)({"params": params}, graph),
                                    jax.jit(plain.apply)({"params": params}, graph),
@@ -70,7 +71,7 @@ def test_zero_iterations_and_bfloat16():
 def test_iteration_remat_shrinks_the_compiled_train_step():
     sizes = {}
     for remat in (False, "iteration"):
-        model = SegmentClassifier(hidden=16, n_iters=6, impl="fast", remat=remat)
+        model = FastSegmentClassifier(hidden=16, n_iters=6, remat=remat)
         sizes[remat] = train_step_memory(model, 2_000, 8_000)
         assert sizes[remat]["peak_bytes"] >= sizes[remat]["temp_bytes"] > 0
     assert sizes["iteration"]["temp_bytes"] < 0.6 * sizes[False]["temp_bytes"]
@@ -86,7 +87,7 @@ def test_config_values_and_errors():
         with pytest.raises(ConfigError, match="model.remat"):
             build_model({"name": "segment_classifier", "remat": bad})
     with pytest.raises(ConfigError, match="model.remat"):
-        SegmentClassifier(hidden=4, n_iters=1, remat="layers").init(
+        FastSegmentClassifier(hidden=4, n_iters=1, remat="layers").init(
             jax.random.key(0), random_graph(10, 20)[0])
     # Overrides on the full experiment config: a string over the boolean default, and back.
     config = default_config()
@@ -115,7 +116,7 @@ def test_bench_cli_remat_iteration_counts_the_unrolled_flops(capsys):
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["model_config"]["remat"] == "iteration"
     # XLA counts a scan body once: FLOPs must come from the unrolled, unchunked model.
-    plain = SegmentClassifier(hidden=8, n_iters=2, impl="fast", chunk_size=0)
+    plain = FastSegmentClassifier(hidden=8, n_iters=2, chunk_size=0)
     graph, y = random_graph(30, 90)
     params = plain.init(jax.random.key(0), graph)["params"]
     tx = optax.adam(1e-3)

@@ -87,11 +87,11 @@ def test_device_count_equivalence_with_fused_cpu_kernels():
     """The segment classifier with the fused CPU kernels (forward and backward FFI calls inside
     the per-device step) gives the same results on 1 and 4 devices, shard_map and pmap."""
     from gnntrack.nn import cpu_kernels
-    from gnntrack.nn.models import SegmentClassifier
+    from gnntrack.nn.models import FastSegmentClassifier
 
     if not cpu_kernels.available():
         pytest.skip(f"fused CPU kernels unavailable: {cpu_kernels.status().detail}")
-    model = SegmentClassifier(hidden=16, n_iters=2, impl="fast", cpu_kernels="fused")
+    model = FastSegmentClassifier(hidden=16, n_iters=2, cpu_kernels="fused")
     ref = _train("shard_map", 1, model, steps=2)
     for mode, n in (("shard_map", 4), ("pmap", 2)):
         _assert_same(ref, _train(mode, n, model, steps=2))

@@ -13,8 +13,8 @@ them together as custom-VJP functions.
 
 Message-passing kernels (`graph_ops.cc`): `segment_order` (counting sort of edges by endpoint),
 `segment_gather_sum` (per-node sums over a node's edges, one thread per node: deterministic) and
-`row_dots`; `segment_sum` and `gnntrack.nn.models.weighted_bidirectional_sum` (the segment
-classifier's message, forward and backward) are built on them.
+`row_dots`; `segment_sum` and `gnntrack.nn.fast.segment_classifier.weighted_bidirectional_sum`
+(the segment classifier's message, forward and backward) are built on them.
 
 Why compile on first use instead of at install time: the kernel needs jaxlib's FFI headers and a
 C++ compiler, which a plain `pip install` must not require. The shared library is built once per
