@@ -225,8 +225,6 @@ def _padding_to_meta(stats) -> dict:
 
 def _padding_from_meta(saved: dict | None):
     """The PaddingStats saved by `_padding_to_meta` (empty for checkpoints without them)."""
-    import dataclasses
-
     from gnntrack.graphs.batching import PaddingStats
 
     saved = saved or {}
