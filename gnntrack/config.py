@@ -247,7 +247,7 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str],
 
     def rank(item):
         key = item[0]
-        return 0 if key == IMPORTS_KEY else 1 if _named_group_of(key) else 2
+        return 0 if key == IMPORTS_KEY else 1 if _named_group_of(key) or key == DATA_SOURCE_KEY else 2
 
     for key, value in sorted(parsed, key=rank):  # stable: same-rank overrides keep their order
         set_by_path(config, key, value)
@@ -257,6 +257,8 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str],
 
 # Groups whose keys depend on their `name`.
 NAMED_GROUPS = ("model", "task")
+# A plug-in data source brings its own group `data.<source>` (gnntrack.train.sources).
+DATA_SOURCE_KEY = "data.source"
 
 
 def _named_group_of(dotted_key: str) -> str | None:
@@ -274,6 +276,15 @@ def named_group_defaults(group: str, name: str) -> ml_collections.ConfigDict:
     from gnntrack.tasks import default_task_config  # noqa: PLC0415
 
     return default_task_config(name)
+
+
+def _add_source_group(config: ml_collections.ConfigDict, source: str) -> None:
+    """Gives `config.data` the group `data.<source>` of a plug-in source, if it has none yet."""
+    from gnntrack.train.sources import source_group_defaults  # noqa: PLC0415 -- imports plug-ins
+
+    group = source_group_defaults(source)
+    if group is not None and source not in config.data:
+        config.data[source] = group
 
 
 def swap_named_group(old: ml_collections.ConfigDict, new_defaults: ml_collections.ConfigDict,
@@ -336,6 +347,8 @@ def set_by_path(config: ml_collections.ConfigDict, dotted_key: str, value: Any) 
                 node[part] = value
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"bad value for config key '{dotted_key}': {exc}") from exc
+            if dotted_key == DATA_SOURCE_KEY:
+                _add_source_group(config, value)
         else:
             node = node[part]
 

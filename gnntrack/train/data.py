@@ -38,6 +38,7 @@ import numpy as np
 from gnntrack.errors import InputError
 from gnntrack.graphs.types import HitGraph
 from gnntrack.testing import sign_graphs
+from gnntrack.train.sources import registered_source
 
 GRAPH_CACHE_VERSION = 1  # bump when the graph file format or builder changes incompatibly
 
@@ -202,6 +203,9 @@ def prepare_data(config: ml_collections.ConfigDict, workdir: str | os.PathLike, 
     from gnntrack.graphs.store import load_graph_dir
 
     data = config.data
+    plugin = registered_source(data.source)
+    if plugin is not None:
+        return plugin.prepare(config, workdir, progress=progress)
     if data.source == "sign_graphs":  # synthetic, made in memory: nothing to cache
         graphs = sign_graphs(n_events_needed(data), seed=int(data.seed))
         n_train, n_val = int(data.n_train), int(data.n_val)

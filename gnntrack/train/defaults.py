@@ -25,8 +25,9 @@ Groups (each owned by the module that consumes it):
 
 data keys:
   source: 'simulate' (events from gnntrack.detector.simulate, cached), 'events' (TrackML event
-    directory), 'graphs' (a directory of graph files written by `gnntrack build-graphs`), or
-    'sign_graphs' (`gnntrack.testing.sign_graphs`: small synthetic graphs for the graph task).
+    directory), 'graphs' (a directory of graph files written by `gnntrack build-graphs`),
+    'sign_graphs' (`gnntrack.testing.sign_graphs`: small synthetic graphs for the graph task), or
+    a registered source (`gnntrack.train.sources`) whose own keys form the group `data.<source>`.
   input_dir: the events/graphs directory for 'events'/'graphs' (split by event id, sorted).
   n_train, n_val, n_test: events per split (for 'events'/'graphs': taken in event-id order;
     n_test = -1 takes every remaining event).
@@ -44,8 +45,8 @@ import ml_collections
 from gnntrack.config import import_plugins
 from gnntrack.errors import ConfigError
 from gnntrack.keys import check_known_keys
+from gnntrack.train.sources import TRACKING_SOURCES, registered_source, source_group_defaults
 
-DATA_SOURCES = ("simulate", "events", "graphs", "sign_graphs")
 # Keys that may change between an interrupted run and its resumption (they do not change the
 # numbers of the steps already taken).
 RESUME_MUTABLE_KEYS = (
@@ -123,6 +124,10 @@ def reference_config(config: ml_collections.ConfigDict) -> ml_collections.Config
     reference = default_config()
     reference.model = default_model_config(config.get("model", {}).get("name", "segment_classifier"))
     reference.task = default_task_config(config.get("task", {}).get("name", "edge"))
+    source = config.get("data", {}).get("source", "simulate")
+    group = source_group_defaults(source)
+    if group is not None:
+        reference.data[source] = group
     return reference
 
 
@@ -134,10 +139,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     import_plugins(config)
     check_known_keys(config, reference_config(config))
     data, train = config.data, config.train
-    if data.source not in DATA_SOURCES:
-        raise ConfigError(f"config key 'data.source' must be one of {', '.join(DATA_SOURCES)}, "
-                          f"got {data.source!r}")
-    if data.source not in ("simulate", "sign_graphs") and not data.input_dir:
+    registered_source(data.source)  # ConfigError for an unknown source
+    if data.source in TRACKING_SOURCES and data.source not in ("simulate", "sign_graphs") and not data.input_dir:
         raise ConfigError(f"config key 'data.input_dir' must name a directory when data.source is "
                           f"{data.source!r}")
     if data.n_train < 1:
