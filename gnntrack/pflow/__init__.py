@@ -1,0 +1,1 @@
+"""Particle flow: tracks and calorimeter clusters (elements) -> particles; data, targets, baseline."""
