@@ -3,6 +3,7 @@
     gnntrack simulate --out data/sim --events 10 --pileup 200 --seed 1
     gnntrack simulate --out data/sim --events 2 --from-particles event000001000-particles.csv
     gnntrack simulate --out data/toy --events 5 --toy planes --toy-dims 3 --toy-curved
+    gnntrack simulate --out data/luxe --detector luxe --particles 70000 --events 2 --seed 1
 
 Event k is drawn from the random stream (seed, k), so the files are byte-identical for the same
 arguments and event k does not depend on --events. The resolved settings are written to
@@ -13,17 +14,22 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "simulate TrackML-like events (or the planes toy) and write them as TrackML CSV"
+HELP = "simulate TrackML-like events (or LUXE-like crossings, or the planes toy) and write them as TrackML CSV"
+DETECTORS = ("trackml", "luxe")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--detector", choices=DETECTORS, default="trackml",
+                        help="trackml: the TrackML-like collider detector (default); luxe: LUXE-like "
+                             "positron tracker, one bunch crossing per event (gnntrack.detector.luxe)")
     parser.add_argument("--events", type=int, default=1, help="number of events (default 1)")
     parser.add_argument("--pileup", type=float, default=200.0,
                         help="mean number of collisions per event, ~50 charged particles each (default 200)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--n-particles", type=int, default=0,
-                        help="fixed number of particles per event instead of --pileup")
+    parser.add_argument("--n-particles", "--particles", type=int, default=0,
+                        help="fixed number of particles per event instead of --pileup "
+                             "(luxe: positrons per crossing, default 70000)")
     parser.add_argument("--from-particles", metavar="FILE",
                         help="TrackML particles.csv(.gz) to simulate in every event instead of generating")
     parser.add_argument("--noise-fraction", type=float, default=None,
@@ -40,6 +46,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     toy.add_argument("--toy-tracks", type=int, default=50, help="tracks per event (default 50)")
     toy.add_argument("--toy-dims", type=int, choices=[2, 3], default=2, help="2D or 3D (default 2)")
     toy.add_argument("--toy-curved", action="store_true", help="curved (circular) instead of straight tracks")
+
+
+def build_luxe_config(args):
+    """The LUXE crossing config from the parsed arguments; raises ConfigError for options that
+    only the TrackML-like detector has."""
+    from gnntrack.config import apply_overrides
+    from gnntrack.detector.luxe import default_luxe_config, validate_luxe_config
+    from gnntrack.errors import ConfigError
+
+    for flag, given in (("--toy", args.toy), ("--from-particles", args.from_particles),
+                        ("--noise-fraction", args.noise_fraction is not None)):
+        if given:
+            raise ConfigError(f"{flag} does not apply to --detector luxe (noise: --set noise_per_pixel=...)")
+    if args.events < 1:
+        raise ConfigError(f"--events must be >= 1 (got {args.events})")
+    config = default_luxe_config()
+    if args.n_particles:
+        config.n_particles = args.n_particles
+    config.lock()
+    apply_overrides(config, args.settings)
+    validate_luxe_config(config)
+    return config
 
 
 def build_configs(args):
@@ -80,6 +108,8 @@ def run(args) -> int:
     from gnntrack.io.atomic import check_directory_path, write_json_atomic
 
     check_directory_path(args.out, "--out")
+    if args.detector == "luxe":
+        return _run_luxe(args)
     config, toy = build_configs(args)
     particles = read_particles_file(args.from_particles) if args.from_particles and not toy else None
     paths = simulate_events(args.out, args.events, config, args.seed, particles=particles,
@@ -90,4 +120,21 @@ def run(args) -> int:
         "from_particles": args.from_particles, "toy": config_to_dict(toy) if toy else None,
         "simulation": config_to_dict(config) if config else None})
     print(f"wrote {args.events} event(s), {len(paths)} files to {args.out}")
+    return 0
+
+
+def _run_luxe(args) -> int:
+    from pathlib import Path
+
+    from gnntrack.config import config_to_dict
+    from gnntrack.detector.luxe import simulate_luxe_events
+    from gnntrack.io.atomic import write_json_atomic
+
+    config = build_luxe_config(args)
+    paths = simulate_luxe_events(args.out, args.events, config, args.seed, first_event_id=args.first_event_id,
+                                 compress=args.compress, progress=not args.no_progress)
+    write_json_atomic(Path(args.out) / "simulation.json", {
+        "seed": args.seed, "events": args.events, "first_event_id": args.first_event_id,
+        "detector": "luxe", "luxe": config_to_dict(config)})
+    print(f"wrote {args.events} crossing(s), {len(paths)} files to {args.out}")
     return 0

@@ -4,5 +4,6 @@
   particles.py  particle generator (pileup or fixed count) and TrackML particles.csv reader
   simulate.py   `default_simulation_config()`, `simulate_event(...)`, `simulate_events(...)`
   weights.py    TrackML phase-1 truth weights
+  luxe.py       LUXE-like positron tracker (dipole, four layers of overlapping ALPIDE staves) and its crossings
   toy.py        planes toy (2D/3D, straight/curved tracks) in the same TrackML tables
 """
