@@ -23,9 +23,11 @@ import dataclasses
 import jraph
 import numpy as np
 
+from gnntrack.detector.luxe import luxe_detector
 from gnntrack.errors import ConfigError, InputError
 from gnntrack.graphs import features as feats
 from gnntrack.graphs import truth as truth_lib
+from gnntrack.graphs.cone import cone_edges, cone_layer_pairs
 from gnntrack.graphs.config import default_graph_config, validate_graph_config
 from gnntrack.graphs.layer_map import LayerTable, count_layer_pairs, default_layer_table, resolve_layer_pairs
 from gnntrack.graphs.sections import split_sections
@@ -300,11 +302,20 @@ def make_hit_graph(nodes: Nodes, senders, receivers, y, config, event_id: int, s
                     edge_pt=edge_pt, event_id=int(event_id), section=int(section))
 
 
+def graph_layer_table(config, detector=None) -> LayerTable:
+    """The layer table of `detector`, else of the detector the graph config names."""
+    if detector is None and config is not None and config.get("detector", "trackml") == "luxe":
+        detector = luxe_detector()
+    return default_layer_table(detector)
+
+
 def prepare(config=None, detector=None, layer_pairs=None):
     """Validated config, layer table and layer pairs: compute once, reuse for many events."""
     config = default_graph_config() if config is None else config
     validate_graph_config(config)
-    layers = default_layer_table(detector)
+    layers = graph_layer_table(config, detector)
+    if layer_pairs is None and config.get("method", "geometric") == "cone":
+        layer_pairs = cone_layer_pairs(layers, layers.selection_mask(config.selection), config.cone.max_dz)
     if layer_pairs is None:
         layer_pairs = resolve_layer_pairs(config, layers)
     layer_pairs = np.asarray(layer_pairs, np.int32).reshape(-1, 2)
@@ -325,7 +336,8 @@ def build_event(event, config=None, layers: LayerTable | None = None, layer_pair
     nodes = select_nodes(event, config, layers)
     if config.max_nodes and len(nodes) > config.max_nodes:
         raise InputError(f"event {event.event_id}: {len(nodes)} nodes exceed max_nodes={config.max_nodes}")
-    senders, receivers = find_edges(nodes, layer_pairs, config)
+    search = cone_edges if config.get("method", "geometric") == "cone" else find_edges
+    senders, receivers = search(nodes, layer_pairs, config)
     pairs = truth_lib.true_pairs(nodes.particle_id, nodes.layer, nodes.half, nodes.key)
     y = truth_lib.label_edges(senders, receivers, pairs, len(nodes), nodes.particle_id)
     stats = construction_stats(nodes, senders, receivers, y, pairs, has_truth=event.truth is not None)

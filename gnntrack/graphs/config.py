@@ -14,6 +14,13 @@ Keys (units: mm, rad, GeV):
     Noise hits are never treated as duplicates.
   phi_slope_max: |dphi / dr| cut (rad/mm). z0_max: |z0| cut (mm) of the line through both hits at
     r = 0. deta_max: |deta| cut (0 = off).
+  method: how edges are found: 'geometric' (layer pairs + phi window, the HEP.TrkX cuts below) or
+    'cone' (planar layers behind a dipole: gnntrack.graphs.cone; its cuts are the `cone` group).
+  detector: whose layer table reads the hits: 'trackml' (gnntrack.detector.geometry) or 'luxe'
+    (gnntrack.detector.luxe).
+  cone: magnet_z_min, magnet_z_max (mm): the dipole's extent; max_dz (mm): farthest plane pair;
+    x_tolerance, y_tolerance (mm) and x_slope_tolerance, y_slope_tolerance, scattering_tolerance
+    (rad, the last per unit bending slope): the window (see gnntrack.graphs.cone).
   layer_pairs: 'geometric' (straight lines from the luminous region |z| <= geometric_z0_max,
     consecutive layers crossed, see layer_map.geometric_layer_pairs) or a path to a learned
     layer-map JSON (layer_map.save_layer_map).
@@ -36,6 +43,8 @@ from gnntrack.errors import ConfigError
 from gnntrack.keys import check_known_keys
 
 SELECTIONS = ("pixel", "barrel", "barrel_pixel", "all")
+METHODS = ("geometric", "cone")
+DETECTORS = ("trackml", "luxe")
 # Node features: r/1000 mm, phi/pi, z/1000 mm (HEP.TrkX), pseudorapidity, cell count, cell charge.
 NODE_FEATURES = ("r", "phi", "z", "eta", "cell_count", "cell_value")
 # Edge features: dr/1000 mm, dphi/pi, dz/1000 mm, dR = sqrt(deta^2 + dphi^2), dphi/dr in rad/m.
@@ -53,6 +62,9 @@ def default_graph_config() -> ml_collections.ConfigDict:
     c.phi_slope_max = 0.0009
     c.z0_max = 250.0
     c.deta_max = 0.0
+    c.method = "geometric"
+    c.detector = "trackml"
+    c.cone = cone_defaults()
     c.layer_pairs = "geometric"
     c.geometric_skip = 1
     c.geometric_z0_max = 250.0
@@ -71,6 +83,21 @@ def default_graph_config() -> ml_collections.ConfigDict:
     c.max_edges = 0
     c.chunk_size = 1_000_000
     c.compress = False
+    return c
+
+
+def cone_defaults() -> ml_collections.ConfigDict:
+    """The cone window for the LUXE-like tracker: tolerances cover ~99.5 % of the true segments of
+    a simulated crossing in each pair class (stave overlap, layer to layer)."""
+    c = ml_collections.ConfigDict()
+    c.magnet_z_min = 1434.0
+    c.magnet_z_max = 2672.0
+    c.max_dz = 150.0
+    c.x_tolerance = 0.035
+    c.y_tolerance = 0.035
+    c.x_slope_tolerance = 1.2e-3
+    c.y_slope_tolerance = 0.35e-3
+    c.scattering_tolerance = 4.5e-3
     return c
 
 
@@ -94,6 +121,18 @@ def validate_graph_config(config: ml_collections.ConfigDict, where: str = "graph
     for key in ("max_nodes", "max_edges", "geometric_skip", "layer_map_min_count"):
         if int(get(key)) < 0:
             raise ConfigError(f"{where}.{key} must be >= 0, got {get(key)!r}")
+    for key, known in (("method", METHODS), ("detector", DETECTORS)):
+        if get(key) not in known:
+            raise ConfigError(f"{where}.{key} must be one of {', '.join(known)}, got {get(key)!r}")
+    if get("method") == "cone" and get("detector") != "luxe":
+        raise ConfigError(f"{where}.method='cone' works on planar layers behind a dipole: "
+                          f"set {where}.detector='luxe'")
+    cone = get("cone")
+    for key in cone.keys():
+        if float(cone[key]) < 0:
+            raise ConfigError(f"{where}.cone.{key} must be >= 0, got {cone[key]!r}")
+    if not float(cone.magnet_z_max) > float(cone.magnet_z_min):
+        raise ConfigError(f"{where}.cone.magnet_z_max must be > magnet_z_min")
     features = get("features")
     for group, known in (("node", NODE_FEATURES), ("edge", EDGE_FEATURES)):
         names = tuple(features.get(group, ()))
@@ -151,4 +190,13 @@ def barrel_config(pt_min: float) -> ml_collections.ConfigDict:
     c.z0_max = 200.0
     c.n_phi_sections = 8
     c.n_eta_sections = 2
+    return c
+
+
+def luxe_graph_config() -> ml_collections.ConfigDict:
+    """Cone-window graphs of LUXE-like crossings: every hit (noise included), no truth cuts."""
+    c = default_graph_config()
+    c.selection = "all"
+    c.method = "cone"
+    c.detector = "luxe"
     return c

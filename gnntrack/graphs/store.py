@@ -22,7 +22,7 @@ import numpy as np
 from gnntrack.config import config_to_dict
 from gnntrack.errors import InputError
 from gnntrack.graphs.build import build_event, count_event_layer_pairs, prepare
-from gnntrack.graphs.layer_map import default_layer_table, learned_layer_pairs, load_layer_map, save_layer_map
+from gnntrack.graphs.layer_map import learned_layer_pairs, load_layer_map, save_layer_map
 from gnntrack.graphs.report import merge_stats, summarize
 from gnntrack.graphs.types import HitGraph
 from gnntrack.io.atomic import atomic_path, write_json_atomic
@@ -166,8 +166,7 @@ def build_graph_dir(input_dir, out_dir, config=None, workers: int = 1, *, layer_
     prefixes = list(list_event_prefixes(input_dir))[:limit]
     if not prefixes:
         raise InputError(f"no events (event*-hits.csv[.gz]) in {input_dir}")
-    layers = default_layer_table(detector)
-    config, layers, layer_pairs = prepare(config, layers, np.zeros((0, 2), np.int32))
+    config, layers, layer_pairs = prepare(config, detector, np.zeros((0, 2), np.int32))
     if learn_layer_map:
         out_dir.mkdir(parents=True, exist_ok=True)
         layer_pairs = learn_layer_map_from_events(prefixes[:learn_layer_map], config, layers,
