@@ -146,7 +146,8 @@ def split_study_config(config: ml_collections.ConfigDict
         raise ConfigError(f"config key 'study.sampler' must be grid, random or tpe, got {merged.sampler!r}")
     if int(merged.lr_grid_points) < 1:
         raise ConfigError("config key 'study.lr_grid_points' must be >= 1")
-    Target(merged.target_metric, float(merged.target_value), merged.target_mode)
+    if merged.target_mode not in ("max", "min"):
+        raise ConfigError(f"config key 'study.target_mode' must be 'max' or 'min', got {merged.target_mode!r}")
     return base, merged
 
 

@@ -37,10 +37,9 @@ from gnntrack.studies.study_runner import clean
 from gnntrack.studies.to_target import METRICS_FILE, RESULT_FILE, Target, unreached_objective
 from gnntrack.train.data import prepare_data
 from gnntrack.train.defaults import validate_config
-from gnntrack.train.evaluation import eval_batching_config
+from gnntrack.train.evaluation import eval_batching_config, evaluate_graphs
+from gnntrack.train.hooks import EvaluationHook, MetricsHook, StepRows, StopRules, geometric_schedule, run_loop
 from gnntrack.train.losses import resolve_loss_config
-from gnntrack.train.metrics import roc_auc
-from gnntrack.train.noise_scale import NoiseScaleTracker, step_measurement
 from gnntrack.train.optim import make_optimizer
 from gnntrack.train.parallel import DataParallel
 from gnntrack.train.state import TrainState
@@ -155,53 +154,28 @@ def _epoch_batches(engine: _Engine, train_graphs, config, data_key: str, seed: i
 
 
 def _val_batches(engine: _Engine, val_graphs, config, data_key: str, split: str = "val"):
-    """[(DeviceBatch, y [D, E_pad], edge_mask [D, E_pad])] covering every graph of `split` once."""
+    """[(Batch, its DeviceBatch on the devices)] covering every graph of `split` once, in one
+    step (one compiled eval shape), placed on the devices once for all evaluations."""
     def make():
         cfg = eval_batching_config(config.batching, len(val_graphs))
-        cfg.graphs_per_step = len(val_graphs)  # one step: one compiled eval shape
+        cfg.graphs_per_step = len(val_graphs)
         cfg.max_buckets = 1
         ladder = make_ladder(val_graphs, cfg, engine.dp.n_devices)
-        return [(engine.dp.put_batch(b), np.asarray(b.y), np.asarray(b.edge_mask))
-                for b in batch_iterator(val_graphs, cfg, engine.dp.n_devices, ladder=ladder, shuffle=False,
-                                        drop_remainder=False)]
+        return [(b, engine.dp.put_batch(b)) for b in batch_iterator(
+            val_graphs, cfg, engine.dp.n_devices, ladder=ladder, shuffle=False, drop_remainder=False)]
 
     key = (_key(data_key, config.batching, engine.dp.n_devices) if split == "val"
            else _key(data_key, config.batching, engine.dp.n_devices, split))
     return _VAL.get_or(key, make)
 
 
-def binary_metrics(scores: np.ndarray, labels: np.ndarray, mask: np.ndarray, loss_sum: float,
-                   prefix: str = "val_") -> dict[str, float]:
-    """F1, precision, recall, accuracy at threshold 0.5, ROC AUC and the mean loss over real edges.
-
-    Args: scores, labels, mask: [..., E_pad] arrays (mask True on real edges); loss_sum: summed
-    weighted BCE over the real edges."""
-    mask = mask.astype(bool)
-    pred = (scores > 0.5) & mask
-    true = (labels > 0.5) & mask
-    tp = float(np.sum(pred & true))
-    fp = float(np.sum(pred & ~true))
-    fn = float(np.sum(~pred & true & mask))
-    n = float(mask.sum())
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    accuracy = (n - fp - fn) / n if n else float("nan")
-    return {f"{prefix}f1": f1, f"{prefix}precision": precision, f"{prefix}recall": recall,
-            f"{prefix}accuracy": accuracy, f"{prefix}auc": roc_auc(scores[mask], labels[mask] > 0.5),
-            f"{prefix}loss": loss_sum / n if n else float("nan")}
-
-
-def _evaluate(engine: _Engine, state, val, prefix: str = "val_") -> dict[str, float]:
-    scores, ys, masks, loss = [], [], [], 0.0
-    for batch, y, mask in val:
-        out = jax.device_get(engine.p_eval(state, batch))
-        scores.append(np.asarray(out["scores"]))
-        ys.append(y)
-        masks.append(mask)
-        loss += float(np.sum(out["loss_sum"]))
-    return binary_metrics(np.concatenate([s.ravel() for s in scores]), np.concatenate([y.ravel() for y in ys]),
-                          np.concatenate([m.ravel() for m in masks]), loss, prefix)
+def _evaluate(engine: _Engine, state, graphs, batches, config, prefix: str = "val_") -> dict[str, float]:
+    """Flat metrics of `graphs` through the one prediction path (`evaluate_graphs`) on the cached
+    device batches."""
+    placed = {id(batch): device for batch, device in batches}
+    metrics, _ = evaluate_graphs(lambda batch: engine.p_eval(state, placed[id(batch)]), graphs, config.batching,
+                                 engine.dp.n_devices, batches=[batch for batch, _ in batches], prefix=prefix)
+    return {k: v for k, v in metrics.items() if not isinstance(v, dict) and not k.startswith("n_")}
 
 
 def _init_state(engine: _Engine, example_graph, seed: int, lr: float, warmup: int, init_factor: float):
@@ -225,17 +199,6 @@ def first_events(graphs, n_events: int) -> list:
                           f"(data.n_train); use 1 <= n <= {len(ids)}")
     keep = set(ids[:n_events])
     return [g for g in graphs if int(g.event_id) in keep]
-
-
-def eval_schedule(budget: int, rel: float, min_every: int) -> list[int]:
-    """Steps at which the fast trainer evaluates: s_{k+1} = s_k + max(min_every, floor(rel s_k)),
-    from s_0 = min_every, and always the last step `budget`."""
-    steps, s = [], max(1, int(min_every))
-    while s < budget:
-        steps.append(s)
-        s += max(int(min_every), int(math.floor(rel * s)), 1)
-    steps.append(int(budget))
-    return steps
 
 
 def train_to_target(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
@@ -310,105 +273,79 @@ def train_to_target(config: ml_collections.ConfigDict, workdir: str | os.PathLik
             shapes.setdefault(jax.tree_util.tree_map(np.shape, hb.device).__repr__(), hb)
         for hb in shapes.values():
             scratch, m = engine.p_train(scratch, hb.device)
-        _evaluate(engine, scratch, val)
+        _evaluate(engine, scratch, val_graphs, val, config)
         jax.block_until_ready(m)
         del scratch
         engine.warm = True
     state = _init_state(engine, example, seed, lr, warmup, init_factor)
 
-    tracker = NoiseScaleTracker(decay=float(noise_decay))
     records: list[dict] = []
     log_every = max(1, int(config.train.log_every))
-    evals = eval_schedule(budget, float(eval_rel), int(eval_min_every))
-    pending: list[Any] = []
-    edges_total = padded_total = graphs_total = 0
-    train_seconds = eval_seconds = 0.0
-    best: dict[str, float] = {}
-    best_step = None
-    evals_since_best = 0
-    stopped_early = False
-    last_val: dict[str, float] = {}
-    reached_step = None
-    reached_wall = None
-    diverged = pruned = False
-    loss_window: list[float] = []
-    step = 0
-    t_phase = time.perf_counter()
-    t_start = t_phase
-    eval_iter = iter(evals)
-    next_eval = next(eval_iter)
+    evals = set(geometric_schedule(budget, float(eval_rel), int(eval_min_every)))
     mean_edges_per_graph = float(np.mean([g.n_edges for g in train_graphs]))
+    loss_window: list[float] = []
+    totals = {"edges": 0, "padded": 0, "graphs": 0}
+    t_start = time.perf_counter()
 
-    batches, batches_epoch = first, 0
-    while step < budget:
-        epoch, pos = divmod(step, per_epoch)
-        if epoch != batches_epoch:  # (the cache lookup hashes the config: once per epoch)
-            batches, batches_epoch = _epoch_batches(engine, train_graphs, config, data_key, seed, epoch), epoch
-        hb = batches[pos]
-        state, metrics = engine.p_train(state, hb.device)
-        step += 1
-        pending.append(metrics)
-        edges_total += int(hb.n_real_edges.sum())
-        padded_total += hb.padded_edges
-        graphs_total += hb.n_graphs
-        if step != next_eval and step < budget:
-            continue
-        # --- evaluation point: fetch the pending step metrics (one sync), then validate --------
-        host = jax.device_get(pending)
-        train_seconds += time.perf_counter() - t_phase
-        first_step = step - len(host) + 1
-        for i, m in enumerate(host):
-            s = first_step + i
-            m = {k: float(np.asarray(v)) for k, v in m.items()}
+    def training_time() -> float:  # wall time of the loop minus the evaluations so far
+        return time.perf_counter() - t_start - validation.seconds
+
+    def record_steps(ctx, window: StepRows) -> None:
+        totals["edges"] += window.real_edges
+        totals["padded"] += window.padded_edges
+        totals["graphs"] += window.graphs
+        train_s = training_time()
+        for s, m in window.rows:
             loss_window.append(m["loss"])
-            if not math.isfinite(m["loss"]):
-                diverged = True
-                break
-            row = step_measurement(m)
-            if row is not None:
-                tracker.update(*row)
-            if s % log_every == 0 or s == step:
+            if s % log_every == 0 or s == ctx.step:
                 factor = float(schedule_factor(np.asarray(s - 1), np.float32(warmup), np.float32(init_factor)))
-                b_edges = tracker.value
+                b_edges = metrics_hook.noise.value
                 records.append({
                     "step": s, "epoch": (s - 1) // per_epoch, "loss": float(np.mean(loss_window)),
                     "lr": lr * factor, "grad_norm": m["grad_norm"],
                     "grad_norm_sq_local": m["grad_norm_sq_local"], "grad_norm_sq_global": m["grad_norm_sq_global"],
                     "B_small": m["B_small"], "B_big": m["B_big"], "b_simple_edges": b_edges,
                     "b_simple_graphs": b_edges / mean_edges_per_graph if math.isfinite(b_edges) else float("nan"),
-                    "train_s": train_seconds})
-                loss_window = []
-        pending = []
-        if diverged:
-            break
-        t_eval = time.perf_counter()
-        val_m = _evaluate(engine, state, val)
-        if train_eval is not None:
-            val_m.update(_evaluate(engine, state, train_eval, "train_"))
-        eval_seconds += time.perf_counter() - t_eval
-        last_val = val_m
-        records.append({"step": step, **val_m, "train_s": train_seconds, "wall_s": time.perf_counter() - t_start})
-        value = val_m[target.metric]
-        if math.isfinite(value) and (not best or (value > best[target.metric] if target.mode == "max"
-                                                  else value < best[target.metric])):
-            best, best_step, evals_since_best = dict(val_m), step, 0
-        else:
-            evals_since_best += 1
-        if reached_step is None and target.reached(value):
-            reached_step, reached_wall = step, train_seconds
-        if report_fn is not None and report_fn(step, val_m):
-            pruned = True
-        stopped_early = 0 < int(patience) <= evals_since_best and step < budget
-        if pruned or stopped_early or (reached_step is not None and stop_at_target):
-            break
-        next_eval = next(eval_iter, budget)
-        t_phase = time.perf_counter()
+                    "train_s": train_s})
+                loss_window.clear()
 
+    def evaluate(ctx) -> dict:
+        metrics = _evaluate(engine, ctx.state, val_graphs, val, config)
+        if train_eval is not None:
+            metrics.update(_evaluate(engine, ctx.state, train_graphs, train_eval, config, "train_"))
+        return metrics
+
+    def note_evaluation(ctx, metrics: dict) -> None:
+        train_s = training_time()  # validation.seconds already holds this evaluation
+        records.append({"step": ctx.step, **metrics, "train_s": train_s, "wall_s": time.perf_counter() - t_start})
+        if stops.reached_step == ctx.step:
+            reached_wall.append(train_s)
+
+    metrics_hook = MetricsHook(lambda step: step in evals, record_steps, noise_decay=float(noise_decay),
+                               sizes=lambda hb: (int(hb.n_real_edges.sum()), hb.padded_edges, hb.n_graphs),
+                               on_nonfinite="stop")
+    stops = StopRules(target, stop_at_target=stop_at_target, patience=int(patience), report_fn=report_fn)
+    reached_wall: list[float] = []
+    validation = EvaluationHook(lambda step: step in evals, evaluate, then=[stops, note_evaluation])
+
+    def epoch_batches(epoch: int, position: int):
+        return _epoch_batches(engine, train_graphs, config, data_key, seed, epoch)[position:]
+
+    state, step, reason = run_loop(lambda st, hb: engine.p_train(st, hb.device), state, epoch_batches,
+                                   start_step=0, total=budget, per_epoch=per_epoch,
+                                   hooks=[metrics_hook, validation])
+    diverged, pruned = reason == "diverged", reason == "pruned"
+    stopped_early = reason == "patience"
+    reached_step, best, best_step, last_val = stops.reached_step, stops.best, stops.best_step, validation.last
+    eval_seconds = validation.seconds
+    edges_total, padded_total, graphs_total = totals["edges"], totals["padded"], totals["graphs"]
+    reached_wall = reached_wall[0] if reached_wall else None
+    train_seconds = time.perf_counter() - t_start - eval_seconds
     reached = reached_step is not None
     final_value = best.get(target.metric, float("nan"))
     objective = float(reached_step) if reached else unreached_objective(budget, target, final_value,
                                                                         best.get("val_loss", float("nan")))
-    b_edges = tracker.value
+    b_edges = metrics_hook.noise.value
     result = {
         "reached": reached, "steps_to_target": reached_step,
         "examples_to_target": reached_step * bs if reached else None,

@@ -7,7 +7,6 @@ the same run config and write the same result.json keys.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -18,39 +17,14 @@ from typing import Any, Callable
 import ml_collections
 import numpy as np
 
-from gnntrack.errors import ConfigError
 from gnntrack.io.atomic import write_json_atomic
 from gnntrack.studies.study_runner import clean
+from gnntrack.train.hooks import Target
 from gnntrack.train.loop import train_and_evaluate
 from gnntrack.train.noise_scale import NoiseScaleTracker, step_measurement
 
 RESULT_FILE = "result.json"
 METRICS_FILE = "metrics.jsonl"
-
-
-@dataclasses.dataclass(frozen=True)
-class Target:
-    """The validation target: `metric` reaches `value` ('max': >=, 'min': <=)."""
-
-    metric: str = "val_f1"
-    value: float = 0.9
-    mode: str = "max"
-
-    def __post_init__(self):
-        if self.mode not in ("max", "min"):
-            raise ConfigError(f"config key 'study.target_mode' must be 'max' or 'min', got {self.mode!r}")
-
-    def reached(self, value: float) -> bool:
-        if not math.isfinite(value):
-            return False
-        return value >= self.value if self.mode == "max" else value <= self.value
-
-    def gap(self, value: float) -> float:
-        """Relative shortfall (>= 0) of `value` from the target (1 for a non-finite value)."""
-        if not math.isfinite(value):
-            return 1.0
-        diff = (self.value - value) if self.mode == "max" else (value - self.value)
-        return float(min(1.0, max(0.0, diff / max(abs(self.value), 1e-12))))
 
 
 def unreached_objective(budget: int, target: Target, best_value: float, best_loss: float) -> float:

@@ -51,7 +51,8 @@ from gnntrack.train.sources import TRACKING_SOURCES, registered_source, source_g
 # numbers of the steps already taken).
 RESUME_MUTABLE_KEYS = (
     "train.steps", "train.epochs", "train.log_every", "train.eval_every", "train.checkpoint_every",
-    "train.keep_checkpoints", "train.progress", "train.tensorboard", "train.noise_scale_decay", "batching.precompile",
+    "train.keep_checkpoints", "train.progress", "train.tensorboard", "train.noise_scale_decay",
+    "train.profile_steps", "batching.precompile",
     "data.workers", "data.cache_dir",
     "eval.thresholds", "eval.full_events", "eval.max_graphs",
 )
@@ -79,6 +80,9 @@ def default_train_config() -> ml_collections.ConfigDict:
         progress=True,       # tqdm progress bar on stderr
         tensorboard=True,
         noise_scale_decay=0.95,  # EMA decay of the logged gradient noise scale B_simple (>= 2 devices)
+        target_metric="",    # stop once this validation metric reaches target_value ('' = never);
+        target_value=0.0,    # 'reaches' follows best_mode (max: >=, min: <=)
+        profile_steps=(),    # (first, last): a jax.profiler trace of those steps in <workdir>/profile
     ))
 
 
@@ -160,6 +164,13 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"config key 'train.noise_scale_decay' must lie in [0, 1), got {train.noise_scale_decay}")
     if train.best_mode not in ("max", "min"):
         raise ConfigError(f"config key 'train.best_mode' must be 'max' or 'min', got {train.best_mode!r}")
+    if train.target_metric and not train.target_metric.startswith("val_"):
+        raise ConfigError(f"config key 'train.target_metric' must be a validation key like 'val_f1', "
+                          f"got {train.target_metric!r}")
+    if tuple(train.profile_steps) and (len(train.profile_steps) != 2 or not 1 <= train.profile_steps[0]
+                                       <= train.profile_steps[1]):
+        raise ConfigError(f"config key 'train.profile_steps' must be () or (first, last) with "
+                          f"1 <= first <= last, got {tuple(train.profile_steps)}")
     if train.best_metric and not train.best_metric.startswith("val_"):
         raise ConfigError(f"config key 'train.best_metric' must be a validation key like 'val_f1', "
                           f"got {train.best_metric!r}")

@@ -37,7 +37,7 @@ def eval_batching_config(batching: ml_collections.ConfigDict, n_graphs: int) -> 
 
 
 def predict_edge_scores(score_fn: ScoreFn, graphs: Sequence[HitGraph], batching: ml_collections.ConfigDict,
-                        n_devices: int, *, ladder=None) -> tuple[list[np.ndarray], float]:
+                        n_devices: int, *, ladder=None, batches=None) -> tuple[list[np.ndarray], float]:
     """Edge probabilities for every graph.
 
     Args:
@@ -46,6 +46,8 @@ def predict_edge_scores(score_fn: ScoreFn, graphs: Sequence[HitGraph], batching:
       batching: the run's batching config (adapted with `eval_batching_config`).
       n_devices: devices the eval step runs on.
       ladder: a BucketLadder to reuse between calls (saves compilations); None builds one.
+      batches: the eval batches of `graphs`, built once by the caller (every graph once, from
+        `batch_iterator(..., shuffle=False, drop_remainder=False)`); None builds them.
     Returns:
       (scores: list of float32 [E_i] per graph in input order, mean loss per real edge or nan).
     """
@@ -54,11 +56,13 @@ def predict_edge_scores(score_fn: ScoreFn, graphs: Sequence[HitGraph], batching:
     if not graphs:
         return [], float("nan")
     config = eval_batching_config(batching, len(graphs))
-    if ladder is None:
+    if ladder is None and batches is None:
         ladder = make_ladder(graphs, config, n_devices)
     scores: dict[int, np.ndarray] = {}
     loss_sum, n_edges = 0.0, 0
-    for batch in batch_iterator(graphs, config, n_devices, ladder=ladder, shuffle=False, drop_remainder=False):
+    if batches is None:
+        batches = batch_iterator(graphs, config, n_devices, ladder=ladder, shuffle=False, drop_remainder=False)
+    for batch in batches:
         probs, batch_loss = score_fn(batch)
         scores.update(split_edge_values(batch, np.asarray(probs)))
         if batch_loss is not None:
@@ -99,6 +103,31 @@ def predict_items(eval_fn: Callable[[Any], dict], graphs: Sequence[HitGraph],
         n_items += int(batch.n_real_nodes.sum()) if level == "node" else int(batch.n_graphs)
     preds = {name: [np.asarray(per[i]) for i in range(len(graphs))] for name, per in found.items()}
     return preds, (loss_sum / n_items if n_items else float("nan"))
+
+
+def evaluate_graphs(eval_fn: Callable[[Any], dict], graphs: Sequence[HitGraph],
+                    batching: ml_collections.ConfigDict, n_devices: int, *, task=None, ladder=None,
+                    batches=None, prefix: str = "val_", thresholds=(0.5,)) -> tuple[dict[str, Any], Any]:
+    """The one prediction path: every graph scored once by the eval step, then its metrics.
+
+    Args:
+      eval_fn: batch -> the parallel eval step's outputs (`gnntrack.train.step.make_eval_step`):
+        'scores' and 'loss_sum' for edges, the task's prediction arrays for a node/graph task.
+      task: None for the edge task (edge scores, `edge_summary`), else a node/graph task.
+    Returns:
+      (flat metrics with `prefix`, the predictions: edge scores per graph, or the task's
+      {name: per-graph arrays}).
+    """
+    if task is None:
+        def score_fn(batch):
+            out = eval_fn(batch)
+            return np.asarray(out["scores"]), np.asarray(out["loss_sum"])
+
+        scores, loss = predict_edge_scores(score_fn, graphs, batching, n_devices, ladder=ladder, batches=batches)
+        return edge_summary(scores, graphs, thresholds=thresholds, prefix=prefix, loss=loss), scores
+    preds, loss = predict_items(lambda batch: {k: np.asarray(v) for k, v in eval_fn(batch).items()},
+                                graphs, batching, n_devices, task.level, ladder=ladder)
+    return task.summary(preds, graphs, prefix=prefix, loss=loss), preds
 
 
 def edge_summary(scores: Sequence[np.ndarray], graphs: Sequence[HitGraph], *, thresholds=(0.5,),

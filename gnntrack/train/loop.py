@@ -50,6 +50,9 @@ from gnntrack.io.atomic import atomic_path, write_json_atomic
 from gnntrack.io.lock import hold_directory
 from gnntrack.train.checkpoint import CHECKPOINT_DIR_NAME, CheckpointMismatch, Checkpointer, Restored
 from gnntrack.train.defaults import RESUME_MUTABLE_KEYS, validate_config
+from gnntrack.train.evaluation import eval_batching_config, evaluate_graphs
+from gnntrack.train.hooks import (EveryStep, EvaluationHook, Hook, MetricsHook, NonFinite, ProfileHook, ProgressHook,
+                                  StepContext, StepRows, StopAfterSteps, StopRules, Target, is_due, run_loop)
 
 RESULT_FILE_NAME = "result.json"
 ReportFn = Callable[[int, dict], bool]
@@ -81,45 +84,8 @@ def total_train_steps(train_config: ml_collections.ConfigDict, steps_per_epoch: 
     return int(train_config.steps) if train_config.steps else int(train_config.epochs) * steps_per_epoch
 
 
-def _is_due(step: int, every: int, last: int) -> bool:
-    return step == last or (every > 0 and step % every == 0)
-
-
 def _finite(x: float) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
-
-
-class _Window:
-    """Train metrics accumulated between two log records (device arrays fetched lazily)."""
-
-    def __init__(self):
-        self.pending: list[tuple[int, Any]] = []
-        self.real_edges = self.padded_edges = self.graphs = 0
-        self.start = time.perf_counter()
-
-    def add(self, step: int, metrics: Any, batch) -> None:
-        self.pending.append((step, metrics))
-        d, _, e_pad, _ = batch.shape
-        self.real_edges += int(batch.n_real_edges.sum())
-        self.padded_edges += d * e_pad
-        self.graphs += int(batch.n_graphs)
-
-    def fetch(self) -> list[tuple[int, dict]]:
-        """Host floats per step; raises GnnTrackError at the first non-finite loss."""
-        import jax
-
-        host = jax.device_get([m for _, m in self.pending])
-        rows = [(s, {k: float(np.asarray(v)) for k, v in m.items()}) for (s, _), m in zip(self.pending, host)]
-        for step, m in rows:
-            if not math.isfinite(m["loss"]):
-                raise _NonFinite(step, m["loss"])
-        return rows
-
-
-class _NonFinite(Exception):
-    def __init__(self, step: int, value: float, what: str = "loss"):
-        super().__init__(step, value)
-        self.step, self.value, self.what = step, value, what
 
 
 def _host_tree(tree: Any) -> Any:
@@ -298,18 +264,15 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, root: Path, workdir: 
                         resume: bool, stop_after_steps: int | None) -> dict[str, Any]:
     """The run of `train_and_evaluate` in `workdir` (root or root/process_<i>), its lock held."""
     import jax
-    from tqdm import tqdm
 
     from gnntrack.graphs.batching import (BucketLadder, PaddingStats, batch_iterator, make_ladder, steps_per_epoch,
                                           warmup_batches)
     from gnntrack.nn.models import build_model, cpu_kernels_label
     from gnntrack.train.data import prepare_data
     from gnntrack.tasks import make_task, model_config_for
-    from gnntrack.train.evaluation import edge_summary, predict_edge_scores, predict_items
     from gnntrack.train.losses import resolve_loss_config
     from gnntrack.train.optim import make_optimizer
     from gnntrack.train.distributed import make_data_parallel
-    from gnntrack.train.noise_scale import NoiseScaleTracker, step_measurement
     from gnntrack.train.state import device_slice, init_train_state, param_count
     from gnntrack.train.step import make_eval_step, make_train_step
     from gnntrack.train.writers import MetricWriter
@@ -405,29 +368,20 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, root: Path, workdir: 
     eval_ladders: dict[str, Any] = {}
     thresholds = tuple(float(t) for t in config.eval.thresholds)
 
-    def score_fn(batch):
-        out = p_eval(state, batch)
-        return np.asarray(out["scores"]), np.asarray(out["loss_sum"])
-
-    def evaluate(name: str, graphs, prefix: str, step: int) -> tuple[dict, list[np.ndarray]]:
+    def evaluate(name: str, graphs, prefix: str, step: int, state) -> tuple[dict, list[np.ndarray]]:
         t0 = time.perf_counter()
         if name not in eval_ladders:
-            from gnntrack.train.evaluation import eval_batching_config
-
             eval_ladders[name] = make_ladder(graphs, eval_batching_config(batching, len(graphs)), n_dev)
-        if step_task is None:
-            scores, loss = predict_edge_scores(score_fn, graphs, batching, n_dev, ladder=eval_ladders[name])
-            metrics = edge_summary(scores, graphs, thresholds=thresholds, prefix=prefix, loss=loss)
-        else:
-            scores, loss = predict_items(lambda batch: {k: np.asarray(v) for k, v in p_eval(state, batch).items()},
-                                         graphs, batching, n_dev, step_task.level, ladder=eval_ladders[name])
-            metrics = step_task.summary(scores, graphs, prefix=prefix, loss=loss)
+        metrics, scores = evaluate_graphs(lambda batch: p_eval(state, batch), graphs, batching, n_dev,
+                                          task=step_task, ladder=eval_ladders[name], prefix=prefix,
+                                          thresholds=thresholds)
         metrics["eval_s"] = time.perf_counter() - t0
         writer.write({"step": step, **metrics})
         return metrics, scores
 
-    def save_checkpoint(step: int, val: dict | None) -> None:
+    def save_checkpoint(ctx: StepContext) -> None:
         nonlocal best
+        val = validation.current
         if val is not None and tc.best_metric:
             value = val.get(tc.best_metric)
             if value is None:
@@ -437,88 +391,73 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, root: Path, workdir: 
             better = (best["value"] is None or (value >= best["value"] if tc.best_mode == "max"
                                                 else value <= best["value"]))
             if _finite(value) and better:
-                best = {"step": step, "value": float(value)}
-        host = _host_tree(dp.get_state(state))
+                best = {"step": ctx.step, "value": float(value)}
+        host = _host_tree(dp.get_state(ctx.state))
         if not _all_finite(host.params):
-            raise _NonFinite(step, float("nan"), what="parameters")
+            raise NonFinite(ctx.step, float("nan"), what="parameters")
         # what the result reports besides the test metrics, for a run killed after this checkpoint
         summary = {"loss": float(last_loss), "padding": _padding_to_meta(stats),
-                   "val": {k: np.asarray(v).item() for k, v in last_val.items() if not isinstance(v, dict)}}
-        meta_out = {"step": step, "epoch": step // per_epoch, "ladder": ladder.to_dict(), "best": best,
+                   "val": {k: np.asarray(v).item() for k, v in validation.last.items() if not isinstance(v, dict)}}
+        meta_out = {"step": ctx.step, "epoch": ctx.step // per_epoch, "ladder": ladder.to_dict(), "best": best,
                     "n_devices": n_dev, "summary": summary}
         if writes_checkpoints:
-            checkpointer.save(step, host, meta_out, val)
+            checkpointer.save(ctx.step, host, meta_out, val)
+
+    def write_train_record(ctx: StepContext, window: StepRows) -> None:
+        nonlocal last_loss
+        b_edges = metrics_hook.noise.value  # nan on one device
+        edges_per_graph = window.real_edges / max(window.graphs, 1)
+        losses = [m["loss"] for _, m in window.rows]
+        last = window.rows[-1][1]
+        last_loss = last["loss"]
+        writer.write({
+            "step": ctx.step, "epoch": ctx.epoch, "loss": float(np.mean(losses)),
+            "loss_min": float(np.min(losses)), "loss_max": float(np.max(losses)),
+            "lr": last["lr"], "grad_norm": last["grad_norm"],
+            "grad_norm_sq_local": last["grad_norm_sq_local"], "grad_norm_sq_global": last["grad_norm_sq_global"],
+            "B_small": last["B_small"], "B_big": last["B_big"],
+            "b_simple_edges": b_edges, "b_simple_graphs": b_edges / max(edges_per_graph, 1e-9),
+            "utilisation": window.real_edges / max(window.padded_edges, 1),
+            "n_compiled_shapes": len(stats.shapes),
+            "edges_per_s": window.real_edges / window.seconds, "graphs_per_s": window.graphs / window.seconds,
+            "steps_per_s": len(window.rows) / window.seconds, "wall_s": time.perf_counter() - t_start,
+        })
+        progress.show(loss=last_loss)
 
     val_graphs = splits.val[: int(config.eval.max_graphs)] if config.eval.max_graphs else splits.val
-    window = _Window()
-    # B_simple (McCandlish et al.) from per-device vs global gradient norms, EMA-smoothed; it
-    # restarts on resume (a smoothing window, not state worth checkpointing).
-    noise = NoiseScaleTracker(decay=float(tc.noise_scale_decay))
-    stopped_early = interrupted = False
-    steps_this_call = 0
+
+    def eval_due(step: int) -> bool:
+        return is_due(step, int(tc.eval_every), total) and len(val_graphs) > 0
+
+    def checkpoint_due(step: int) -> bool:
+        return eval_due(step) or is_due(step, int(tc.checkpoint_every), total)
+
+    progress = ProgressHook(total, start_step, bool(tc.progress))
+    # fetched at every log record and before every checkpoint, so a NaN loss stops the run before
+    # a bad state is saved
+    metrics_hook = MetricsHook(lambda step: is_due(step, int(tc.log_every), total) or checkpoint_due(step),
+                               write_train_record, noise_decay=float(tc.noise_scale_decay))
+    stops = StopRules(Target(tc.target_metric, float(tc.target_value), tc.best_mode) if tc.target_metric else None,
+                      report_fn=report_fn)
+    validation = EvaluationHook(
+        eval_due, lambda ctx: evaluate("val", val_graphs, "val_", ctx.step, ctx.state)[0],
+        then=[lambda ctx, val: progress.show(val_f1=val.get("val_f1", math.nan)), stops])
+    validation.last = dict(last_val)  # a resumed run's checkpoints keep the validation before it
+    hooks: list[Hook] = [] if stop_after_steps is None else [StopAfterSteps(stop_after_steps)]
+    hooks += [progress, EveryStep(lambda ctx: stats.update(ctx.batch)), metrics_hook, validation,
+              EveryStep(save_checkpoint, due=checkpoint_due)]
+    if tuple(tc.profile_steps):
+        hooks.append(ProfileHook(*tc.profile_steps, logdir=workdir / "profile"))
+
+    def epoch_batches(epoch: int, position: int):
+        return batch_iterator(train_graphs, batching, n_dev, ladder=ladder, seed=seed, epoch=epoch,
+                              start_step=position)
+
     train_t0 = time.perf_counter()
-    bar = tqdm(total=total, initial=start_step, desc="train", unit="step", disable=not tc.progress,
-               dynamic_ncols=True)
-    step = start_step
     try:
-        while step < total:
-            epoch, pos = divmod(step, per_epoch)
-            for batch in batch_iterator(train_graphs, batching, n_dev, ladder=ladder, seed=seed,
-                                        epoch=epoch, start_step=pos):
-                state, metrics = p_train(state, batch)
-                step += 1
-                steps_this_call += 1
-                stats.update(batch)
-                window.add(step, metrics, batch)
-                bar.update()
-                if stop_after_steps is not None and steps_this_call >= stop_after_steps and step < total:
-                    interrupted = True
-                    break
-                do_eval = _is_due(step, int(tc.eval_every), total) and len(val_graphs) > 0
-                do_ckpt = do_eval or _is_due(step, int(tc.checkpoint_every), total)
-                if _is_due(step, int(tc.log_every), total) or do_ckpt:
-                    rows = window.fetch()  # raises _NonFinite before any checkpoint of a bad state
-                    elapsed = max(time.perf_counter() - window.start, 1e-9)
-                    for _, m in rows:
-                        measured = step_measurement(m)
-                        if measured is not None:
-                            noise.update(*measured)
-                    b_edges = noise.value  # nan on one device
-                    edges_per_graph = window.real_edges / max(window.graphs, 1)
-                    losses = [m["loss"] for _, m in rows]
-                    last = rows[-1][1]
-                    last_loss = last["loss"]
-                    writer.write({
-                        "step": step, "epoch": epoch, "loss": float(np.mean(losses)),
-                        "loss_min": float(np.min(losses)), "loss_max": float(np.max(losses)),
-                        "lr": last["lr"], "grad_norm": last["grad_norm"],
-                        "grad_norm_sq_local": last["grad_norm_sq_local"],
-                        "grad_norm_sq_global": last["grad_norm_sq_global"],
-                        "B_small": last["B_small"], "B_big": last["B_big"],
-                        "b_simple_edges": b_edges, "b_simple_graphs": b_edges / max(edges_per_graph, 1e-9),
-                        "utilisation": window.real_edges / max(window.padded_edges, 1),
-                        "n_compiled_shapes": len(stats.shapes),
-                        "edges_per_s": window.real_edges / elapsed, "graphs_per_s": window.graphs / elapsed,
-                        "steps_per_s": len(rows) / elapsed, "wall_s": time.perf_counter() - t_start,
-                    })
-                    bar.set_postfix(loss=f"{last_loss:.4f}", refresh=False)
-                    window = _Window()
-                val = None
-                if do_eval:
-                    val, _ = evaluate("val", val_graphs, "val_", step)
-                    last_val = val
-                    bar.set_postfix(loss=f"{last_loss:.4f}", val_f1=f"{val.get('val_f1', math.nan):.4f}",
-                                    refresh=False)
-                if do_ckpt:
-                    save_checkpoint(step, val)
-                if val is not None and report_fn is not None and report_fn(step, val):
-                    stopped_early = True
-                    break
-                if step >= total:
-                    break
-            if stopped_early or interrupted:
-                break
-    except _NonFinite as bad:
+        state, step, stop_reason = run_loop(p_train, state, epoch_batches, start_step=start_step, total=total,
+                                            per_epoch=per_epoch, hooks=hooks)
+    except NonFinite as bad:
         checkpointer.wait()
         good = checkpointer.latest_step()
         raise GnnTrackError(
@@ -531,13 +470,15 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, root: Path, workdir: 
         writer.close(quiet=True)  # the error on its way out is the one to report (a full disk, say)
         raise
     finally:
-        bar.close()
         checkpointer.wait()
+    interrupted = stop_reason == "interrupted"
+    stopped_early = stop_reason in ("pruned", "target")
+    last_val = validation.last or last_val
     train_seconds = time.perf_counter() - train_t0
 
     result: dict[str, Any] = {
         "steps": step, "total_steps": total, "resumed_from": latest, "stopped_early": stopped_early,
-        "interrupted": interrupted, "n_devices": n_dev, "n_params": n_params,
+        "interrupted": interrupted, "stop_reason": stop_reason, "n_devices": n_dev, "n_params": n_params,
         "cpu_kernels": cpu_kernels_label(model),
         "n_train_graphs": len(train_graphs), "n_val_graphs": len(val_graphs),
         "utilisation": stats.edge_utilisation if stats.n_batches else None,
@@ -548,7 +489,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, root: Path, workdir: 
     if not interrupted:
         for name, graphs, prefix in (("test", splits.test, "test_"), ("test_full", splits.test_full, "test_full_")):
             if graphs:
-                metrics, scores = evaluate(name, graphs, prefix, step)
+                metrics, scores = evaluate(name, graphs, prefix, step, state)
                 result.update({k: v for k, v in metrics.items() if not isinstance(v, dict)})
                 if step_task is None:
                     result[f"{prefix}thresholds"] = metrics[f"{prefix}thresholds"]

@@ -29,13 +29,6 @@ def test_first_events_keeps_whole_events_in_id_order():
         FT.first_events(graphs, 4)
 
 
-def test_binary_metrics_auc_counts_real_edges_only():
-    m = FT.binary_metrics(np.array([0.9, 0.2, 0.7, 0.1, 0.95]), np.array([1.0, 1.0, 0.0, 0.0, 0.0]),
-                          np.array([True, True, True, True, False]), loss_sum=4.0)
-    assert m["val_auc"] == pytest.approx(0.75)   # the masked 0.95 negative would lower it
-    assert m["val_loss"] == 1.0
-
-
 def test_study_config_errors_name_the_key():
     with pytest.raises(ConfigError, match="study.metric"):
         D.split_data_study_config(load_config(EXPERIMENT, TINY + ["study.metric=mse"]))

@@ -130,6 +130,20 @@ def test_report_fn_stops_early(tmp_path, cache):
         assert ck.latest_step() == 4
 
 
+def test_a_target_metric_stops_the_run_after_its_checkpoint_and_profile_steps_are_traced(tmp_path, cache):
+    # val_loss <= 100 holds at the first evaluation (step 2) for any untrained model
+    config = load_config(SMOKE, [f"data.cache_dir={cache}", "train.eval_every=2", "train.checkpoint_every=0",
+                                 "train.tensorboard=False", "train.target_metric=val_loss",
+                                 "train.target_value=100.0", "train.best_mode=min", "train.best_metric=val_loss",
+                                 "train.profile_steps=(1, 2)"])
+    result = train_and_evaluate(config, tmp_path)
+    assert result["stopped_early"] and result["stop_reason"] == "target" and result["steps"] == 2
+    assert "test_f1" in result  # a run stopped at its target is still tested
+    with Checkpointer(tmp_path / "checkpoints", keep=2) as ck:
+        assert ck.latest_step() == 2
+    assert list((tmp_path / "profile").rglob("*.xplane.pb"))
+
+
 def test_config_differences_ignores_resume_mutable_keys():
     old = {"seed": 0, "train": {"steps": 5, "log_every": 1}, "model": {"hidden": 8}}
     new = {"seed": 0, "train": {"steps": 9, "log_every": 2}, "model": {"hidden": 16}}
