@@ -30,14 +30,21 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import jraph
+import ml_collections
 import numpy as np
 import optax
+
+from gnntrack.graphs.batching import DeviceBatch
 
 from gnntrack.nn.fast.segment_classifier import (PROJECTED_MESSAGES, FastSegmentClassifier,
                                                  default_chunk_size, remat_mode)
 from gnntrack.nn.models import (InteractionNetwork, SegmentClassifier, build_model, count_params,
                                 default_model_config)
 from gnntrack.nn.registry import get_message
+from gnntrack.train.losses import default_loss_config
+from gnntrack.train.parallel import DEFAULT_AXIS, DataParallel
+from gnntrack.train.state import TrainState
+from gnntrack.train.step import make_train_step as engine_train_step
 
 # ---------------------------------------------------------------------------------------------
 # Inputs.
@@ -87,16 +94,27 @@ def make_loss_fn(model) -> Callable:
 
 
 def make_train_step(model, tx: optax.GradientTransformation, *, donate: bool = True) -> Callable:
-    """Jitted `(params, opt_state, graph, y, mask) -> (params, opt_state, loss)` (one Adam step).
+    """The engine's train step on the first device, as a jitted
+    `(params, opt_state, graph, y, mask) -> (params, opt_state, loss)`.
 
-    With `donate`, params and optimiser state buffers are reused for the outputs.
+    It is `gnntrack.train.step.make_train_step` (weighted BCE over the real edges, gradient
+    telemetry, the optax update) run by the data-parallel wrapper on one device: the function
+    `gnntrack train` steps with, so a benchmark times the engine's own step. `mask` float [E]
+    (1 = real edge); with `donate`, params and optimiser-state buffers are reused for the outputs.
     """
-    loss_fn = make_loss_fn(model)
+    dp = DataParallel(ml_collections.ConfigDict(dict(mode="shard_map", n_devices=1, axis_name=DEFAULT_AXIS)))
+    per_device = engine_train_step(model, tx, default_loss_config(), dp.axis_name)
+    parallel = dp.train_step(per_device, donate_state=False).jitted  # the jit below donates
 
-    def step(params, opt_state, graph, y, mask, pos_weight=1.0):
-        loss, grads = jax.value_and_grad(loss_fn)(params, graph, y, mask, pos_weight)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
+    def step(params, opt_state, graph, y, mask):
+        state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state,
+                           rng=jax.random.PRNGKey(0))
+        n_node, n_graph = graph.nodes.shape[0], graph.n_node.shape[0]
+        batch = DeviceBatch(graph=jax.tree_util.tree_map(lambda x: x[None], graph), y=y[None],
+                            edge_mask=(mask > 0)[None], node_mask=jnp.ones((1, n_node), bool),
+                            graph_mask=jnp.ones((1, n_graph), bool))
+        new_state, metrics = parallel(state, batch)
+        return new_state.params, new_state.opt_state, metrics["loss"]
 
     return jax.jit(step, donate_argnums=(0, 1) if donate else ())
 

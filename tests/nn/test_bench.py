@@ -138,3 +138,33 @@ def test_a_message_the_count_does_not_know_is_counted_from_its_jaxpr():
     # (the XLA form may add a scalar op or two: equal up to a few FLOPs)
     for key, value in known.items():
         assert other[key] == pytest.approx(value, abs=4)
+
+
+def test_the_benchmarked_step_is_the_engines_train_step():
+    """bench.make_train_step wraps gnntrack.train.step's step: same loss and update as the step
+    `gnntrack train` runs through DataParallel on one device (the same arithmetic inside another
+    jit, so fusion may differ: compared to float32 rounding, not bitwise)."""
+    from gnntrack.graphs.batching import DeviceBatch
+    from gnntrack.train.losses import default_loss_config
+    from gnntrack.train.parallel import DataParallel, default_parallel_config
+    from gnntrack.train.state import TrainState
+    from gnntrack.train.step import make_train_step as engine_step
+
+    model = SegmentClassifier(hidden=8, n_iters=2)
+    graph, y = random_graph(30, 90, seed=3)
+    params = model.init(jax.random.PRNGKey(0), graph)["params"]
+    tx = optax.adam(1e-2)
+    mask = np.ones_like(y)
+    new_params, _, loss = make_train_step(model, tx, donate=False)(params, tx.init(params), graph, y, mask)
+
+    config = default_parallel_config()
+    config.n_devices = 1
+    dp = DataParallel(config)
+    state = TrainState(step=np.int32(0), params=params, opt_state=tx.init(params), rng=jax.random.PRNGKey(0))
+    batch = DeviceBatch(graph=jax.tree_util.tree_map(lambda x: x[None], graph), y=y[None],
+                        edge_mask=np.ones((1, 90), bool), node_mask=np.ones((1, 30), bool),
+                        graph_mask=np.ones((1, 1), bool))
+    ref_state, metrics = dp.train_step(engine_step(model, tx, default_loss_config(), dp.axis_name))(state, batch)
+    np.testing.assert_allclose(loss, metrics["loss"], rtol=1e-6)
+    for a, b in zip(jax.tree_util.tree_leaves(new_params), jax.tree_util.tree_leaves(ref_state.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
