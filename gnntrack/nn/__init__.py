@@ -9,3 +9,4 @@ __all__ = ["GraphNet", "SegmentClassifier", "InteractionNetwork", "build_model",
            "default_model_config", "available_messages", "available_models", "get_message",
            "register_message", "register_model"]
 from gnntrack.nn import zoo  # noqa: E402,F401 -- registers the example models ("edgeconv")
+from gnntrack.nn import mlpf  # noqa: E402,F401 -- registers the particle-flow model ("mlpf")
