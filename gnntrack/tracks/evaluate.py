@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from gnntrack.errors import ConfigError, InputError
+from gnntrack.report.evaluation import write_evaluation_report
 from gnntrack.tracks import bootstrap as bs
 from gnntrack.tracks import build as tb
 from gnntrack.tracks import matching as tm
@@ -164,22 +165,25 @@ def expected_params(model, config: ml_collections.ConfigDict) -> Any:
 
 
 def make_score_fn(model, params) -> Callable:
-    """`score_fn(batch) -> (probabilities [1, E_pad], None)` for `predict_edge_scores` on one device."""
+    """`score_fn(batch) -> (probabilities [1, E_pad], loss_sum [1])` for `predict_edge_scores`:
+    the engine's eval step (`gnntrack.train.step.make_eval_step`, the one `gnntrack train`
+    validates with) on one device."""
     import jax
-    import jax.numpy as jnp
 
-    params = jax.tree_util.tree_map(jnp.asarray, params)
+    from gnntrack.train.losses import default_loss_config
+    from gnntrack.train.parallel import DataParallel, default_parallel_config
+    from gnntrack.train.state import TrainState
+    from gnntrack.train.step import make_eval_step
 
-    @jax.jit
-    def probs(p, graph):
-        return jax.nn.sigmoid(model.apply({"params": p}, graph, train=False).astype(jnp.float32))
+    parallel = default_parallel_config()
+    parallel.n_devices = 1
+    dp = DataParallel(parallel)
+    p_eval = dp.eval_step(make_eval_step(model, default_loss_config()))
+    state = dp.put_state(TrainState(step=np.int32(0), params=params, opt_state=(), rng=jax.random.PRNGKey(0)))
 
     def score_fn(batch):
-        out = []
-        for d in range(batch.n_devices):
-            graph = jax.tree_util.tree_map(lambda x: None if x is None else jnp.asarray(x[d]), batch.graph)
-            out.append(np.asarray(probs(params, graph)))
-        return np.stack(out), None
+        out = p_eval(state, batch)
+        return np.asarray(out["scores"]), np.asarray(out["loss_sum"])
 
     return score_fn
 
@@ -543,7 +547,8 @@ def evaluate_run(workdir: str | os.PathLike, input_dir: str | os.PathLike, out_d
     metrics["n_empty_events"] = len(metrics["empty_events"])
     metrics["warnings"] = metric_warnings(metrics, rows, config)
     metrics["timing_s"] = dict(timing)
-    write_report(out_dir, metrics, results, all_scores, all_labels, config, workdir)
+    write_evaluation_report(out_dir, metrics, evaluation_tables(results, all_scores, all_labels, config),
+                            results, all_scores, all_labels, config, workdir)
     metrics["timing_s"]["total"] = time.perf_counter() - t0
     from gnntrack.io.atomic import write_json_atomic
 
@@ -563,7 +568,7 @@ def _batching_config(config: ml_collections.ConfigDict) -> ml_collections.Config
 
 
 # ---------------------------------------------------------------------------------------------
-# Writing the report
+# Tables for the report
 # ---------------------------------------------------------------------------------------------
 
 def per_event_table(results: Sequence[EventResult]) -> pd.DataFrame:
@@ -572,78 +577,14 @@ def per_event_table(results: Sequence[EventResult]) -> pd.DataFrame:
     return table.drop(columns=[c for c in ("hist_true", "hist_fake") if c in table.columns])
 
 
-def write_report(out_dir: Path, metrics: dict, results: Sequence[EventResult], all_scores: np.ndarray,
-                 all_labels: np.ndarray, config: ml_collections.ConfigDict, workdir: Path) -> dict[str, str]:
-    """Writes events.csv, efficiency tables, the threshold scan, submissions and plots.
-
-    Returns {name: path} of the files written (also stored in metrics['files']).
-    """
-    from gnntrack.io.atomic import atomic_path
-    from gnntrack.report import plots
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files: dict[str, str] = {}
-
-    def write_csv(name: str, table: pd.DataFrame) -> None:
-        with atomic_path(out_dir / name) as tmp:
-            table.to_csv(tmp, index=False)
-        files[name] = str(out_dir / name)
-
-    write_csv("events.csv", per_event_table(results))
+def evaluation_tables(results: Sequence[EventResult], all_scores: np.ndarray, all_labels: np.ndarray,
+                      config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """What the report shows, computed: 'events' (per event), 'efficiency' {variable: {matching
+    scheme: binned table}}, 'edge_scan' and 'track_scan' (metrics vs threshold)."""
     particles = pd.concat([r.particles for r in results], ignore_index=True) if results else pd.DataFrame()
-    eff_tables = {}
-    for variable, bins in (("pt", config.matching.pt_bins), ("eta", config.matching.eta_bins)):
-        eff_tables[variable] = {s: tm.binned_efficiency(particles, variable, bins, s, config.matching)
-                                for s in tm.SCHEMES}
-        write_csv(f"efficiency_{variable}.csv", pd.concat(
-            [t.assign(matching=s) for s, t in eff_tables[variable].items()], ignore_index=True))
-    edge_scan = edge_threshold_scan(all_scores, all_labels, np.linspace(0.0, 1.0, 101))
-    track_scan = threshold_scan_table([r.scan for r in results])
-    write_csv("threshold_scan_edges.csv", edge_scan)
-    write_csv("threshold_scan_tracks.csv", track_scan)
-    if config.write_submissions:
-        from gnntrack.io.event import event_prefix_name
-
-        for r in results:
-            name = f"submissions/{event_prefix_name(r.row['event_id'])}-submission.csv"
-            ts.write_submission(r.submission, out_dir / name)
-        files["submissions"] = str(out_dir / "submissions")
-
-    if config.plots:
-        p = out_dir / "plots"
-        n_ev = len(results)
-        files["roc"] = str(plots.plot_roc(all_scores, all_labels, p / "roc.png",
-                                          title=f"Edge classifier ROC ({n_ev} events, {all_labels.size:,} edges)"))
-        files["score_histogram"] = str(plots.plot_score_histogram(all_scores, all_labels, p / "score_histogram.png",
-                                                                  threshold=config.threshold))
-        m = config.matching
-        labels = {"double_majority": "double majority (TrackML)", "lhc": f"LHC (purity >= {m.lhc_purity:g})",
-                  "perfect": "perfect"}
-        for variable, cut in (("pt", f"|eta| <= {m.eta_max:g}, >= {m.min_hits} hits; {n_ev} events"),
-                              ("eta", f"pT >= {m.pt_min:g} GeV, >= {m.min_hits} hits; {n_ev} events")):
-            tabs = {labels[s]: t for s, t in eff_tables[variable].items()}
-            files[f"efficiency_{variable}"] = str(plots.plot_efficiency(
-                tabs, variable, p / f"efficiency_{variable}.png", cut_label=cut))
-        scan = {"threshold": edge_scan["threshold"], "edge_purity": edge_scan["edge_purity"],
-                "edge_efficiency": edge_scan["edge_efficiency"]}
-        if len(track_scan):
-            scan.update(track_threshold=track_scan["threshold"], track_efficiency=track_scan["track_efficiency"],
-                        track_purity=track_scan["track_purity"],
-                        trackml_score=track_scan["trackml_score_graph_hits"])
-        files["threshold_scan"] = str(plots.plot_threshold_scan(
-            scan, p / "threshold_scan.png", chosen=config.threshold,
-            title=f"Purity and efficiency vs threshold ({config.method}; tracks: "
-                  f"{config.headline_matching.replace('_', '-')} matching, TrackML score on graph hits)"))
-        metrics_jsonl = workdir / "metrics.jsonl"
-        if metrics_jsonl.exists():
-            files["training_curves"] = str(plots.plot_training_curves(metrics_jsonl, p / "training_curves.png"))
-        if results and results[0].display is not None:
-            d = results[0].display
-            n_tracks = int((np.bincount(d["track_id"]) >= 3).sum()) if d["track_id"].size else 0
-            max_tracks = int(config.display_max_tracks) if n_tracks > int(config.display_max_tracks) else 0
-            files["event_display"] = str(plots.plot_event_display(
-                d["x"], d["y"], d["z"], d["track_id"], p / "event_display.png", max_tracks=max_tracks,
-                title=f"Event {results[0].row['event_id']}: graph hits coloured by reconstructed track "
-                      f"({config.method}, cut {config.threshold:g})"))
-    metrics["files"] = {k: os.path.relpath(v, out_dir) for k, v in files.items()}
-    return files
+    efficiency = {variable: {s: tm.binned_efficiency(particles, variable, bins, s, config.matching)
+                             for s in tm.SCHEMES}
+                  for variable, bins in (("pt", config.matching.pt_bins), ("eta", config.matching.eta_bins))}
+    return {"events": per_event_table(results), "efficiency": efficiency,
+            "edge_scan": edge_threshold_scan(all_scores, all_labels, np.linspace(0.0, 1.0, 101)),
+            "track_scan": threshold_scan_table([r.scan for r in results])}
