@@ -177,7 +177,8 @@ class DeviceBatch:
       graph: padded jraph.GraphsTuple: nodes [N_pad, F], edges [E_pad, F_e] (or None),
         senders/receivers int32 [E_pad], n_node/n_edge int32 [G_pad], globals None.
       y: float32 [E_pad] edge labels (0 on padding).
-      edge_mask, node_mask, graph_mask: bool [E_pad], [N_pad], [G_pad], True for real entries.
+      edge_mask, node_mask, graph_mask: bool [E_pad], [N_pad], [G_pad], True for real entries
+        (edge_mask: also False on an exact section's halo edges, see HitGraph.edge_mask).
       node_y: float32 [N_pad, K] per-node targets (0 on padding) when the graphs carry them, else
         None (no leaf: an edge task's step sees exactly the arrays above).
       graph_y: float32 [G_pad, K] per-graph targets (0 on padding slots), else None.
@@ -576,12 +577,23 @@ def make_batch(graphs: Sequence[HitGraph], ids: np.ndarray, n_devices: int, ladd
     n_dev_graphs = np.array([len(p) for p in parts])
     node_y, graph_y = stack_targets(device_graphs, bucket, n_graph_pad, template)
     return Batch(graph=stacked, y=y, node_y=node_y, graph_y=graph_y,
-                 edge_mask=np.arange(bucket.n_edge)[None, :] < dev_edges[:, None],
+                 edge_mask=real_edge_mask(device_graphs, bucket.n_edge, dev_edges),
                  node_mask=np.arange(bucket.n_node)[None, :] < dev_nodes[:, None],
                  # an idle device still holds one (empty) graph slot; it is masked out too
                  graph_mask=np.arange(n_graph_pad)[None, :] < n_dev_graphs[:, None],
                  n_real_edges=dev_edges, n_real_nodes=dev_nodes, graph_ids=graph_ids,
                  n_graphs=int(len(ids)), bucket=bucket, epoch=int(epoch), step=int(step))
+
+
+def real_edge_mask(device_graphs: list[list[HitGraph]], n_edge_pad: int, dev_edges: np.ndarray) -> np.ndarray:
+    """bool [D, E_pad]: real edges, less those a graph's own edge_mask leaves out (the halo of an
+    exact section), so the loss and the masked scores count only the edges meant to be learned."""
+    mask = np.arange(n_edge_pad)[None, :] < dev_edges[:, None]
+    for d, gs in enumerate(device_graphs):
+        if any(g.edge_mask is not None for g in gs):
+            mask[d, :dev_edges[d]] = np.concatenate(
+                [np.ones(g.n_edges, bool) if g.edge_mask is None else g.edge_mask for g in gs])
+    return mask
 
 
 def _pad_stack(device_graphs: list[list[HitGraph]], bucket: Bucket, n_graph: int,

@@ -27,10 +27,10 @@ from gnntrack.detector.luxe import luxe_detector
 from gnntrack.errors import ConfigError, InputError
 from gnntrack.graphs import features as feats
 from gnntrack.graphs import truth as truth_lib
-from gnntrack.graphs.cone import cone_edges, cone_layer_pairs
+from gnntrack.graphs.cone import bend_slope, cone_edges, cone_layer_pairs
 from gnntrack.graphs.config import default_graph_config, validate_graph_config
 from gnntrack.graphs.layer_map import LayerTable, count_layer_pairs, default_layer_table, resolve_layer_pairs
-from gnntrack.graphs.sections import split_sections
+from gnntrack.graphs.sections import exact_sections, quantile_sections, split_sections
 from gnntrack.graphs.types import HitGraph
 
 TWO_PI = 2.0 * np.pi
@@ -285,8 +285,9 @@ def _max_abs_dr(ra, za, rb, zb, z0_max) -> np.ndarray:
 # ------------------------------------------------------------------------------------------ graph
 
 def make_hit_graph(nodes: Nodes, senders, receivers, y, config, event_id: int, section: int = -1,
-                   phi_offset: float = 0.0) -> HitGraph:
-    """Assembles a HitGraph (features computed here); phi_offset rotates node phi features."""
+                   phi_offset: float = 0.0, edge_mask=None) -> HitGraph:
+    """Assembles a HitGraph (features computed here); phi_offset rotates node phi features;
+    edge_mask bool [E] (or None): the edges the loss counts."""
     phi = feats.wrap_phi(nodes.phi - phi_offset) if phi_offset else nodes.phi
     node_x = feats.node_features(tuple(config.features.node), nodes.r, phi, nodes.z, nodes.eta, nodes.cells)
     edge_x = feats.edge_features(tuple(config.features.edge), senders, receivers,
@@ -299,7 +300,8 @@ def make_hit_graph(nodes: Nodes, senders, receivers, y, config, event_id: int, s
     edge_pt = np.where(y, nodes.pt[senders], 0.0).astype(np.float32)
     return HitGraph(graph=graph, y=y.astype(np.float32), hit_id=nodes.hit_id.astype(np.int64),
                     particle_id=nodes.particle_id.astype(np.int64), layer=nodes.layer.astype(np.int32),
-                    edge_pt=edge_pt, event_id=int(event_id), section=int(section))
+                    edge_pt=edge_pt, event_id=int(event_id), section=int(section),
+                    edge_mask=None if edge_mask is None else np.asarray(edge_mask, bool))
 
 
 def graph_layer_table(config, detector=None) -> LayerTable:
@@ -341,13 +343,26 @@ def build_event(event, config=None, layers: LayerTable | None = None, layer_pair
     pairs = truth_lib.true_pairs(nodes.particle_id, nodes.layer, nodes.half, nodes.key)
     y = truth_lib.label_edges(senders, receivers, pairs, len(nodes), nodes.particle_id)
     stats = construction_stats(nodes, senders, receivers, y, pairs, has_truth=event.truth is not None)
-    if config.n_phi_sections * config.n_eta_sections == 1:
+    if int(config.get("exact_sections", 0)) > 0:
+        graphs = exact_section_graphs(nodes, senders, receivers, y, config, event.event_id)
+    elif config.n_phi_sections * config.n_eta_sections == 1:
         graphs = [make_hit_graph(nodes, senders, receivers, y, config, event.event_id)]
     else:
         graphs = [make_hit_graph(nodes.take(idx), s, r, yy, config, event.event_id, section=k,
                                  phi_offset=center if config.rotate_sections else 0.0)
                   for k, (idx, s, r, yy, center) in enumerate(split_sections(nodes, senders, receivers, y, config))]
     return graphs, stats
+
+
+def exact_section_graphs(nodes: Nodes, senders, receivers, y, config, event_id: int) -> list[HitGraph]:
+    """The event's graph as config.exact_sections exact sections along the cone's bending slope
+    (see gnntrack.graphs.sections); each graph's edge_mask marks its core edges."""
+    n_sections = int(config.exact_sections)
+    home = quantile_sections(bend_slope(nodes.x, nodes.z, config.cone.magnet_z_min, config.cone.magnet_z_max),
+                             n_sections)
+    return [make_hit_graph(nodes.take(idx), s, r, y[edge_idx], config, event_id, section=k, edge_mask=core)
+            for k, (idx, s, r, edge_idx, core) in enumerate(
+                exact_sections(home, n_sections, senders, receivers, int(config.section_hops)))]
 
 
 def build_event_graphs(event, config=None, detector=None, layer_pairs=None) -> list[HitGraph]:
@@ -359,9 +374,10 @@ def build_event_graphs(event, config=None, detector=None, layer_pairs=None) -> l
 def build_graph(event, config=None, detector=None, layer_pairs=None) -> HitGraph:
     """The whole event as one HitGraph (sections in the config are ignored)."""
     config, layers, layer_pairs = prepare(config, detector, layer_pairs)
-    if config.n_phi_sections * config.n_eta_sections != 1:
+    if config.n_phi_sections * config.n_eta_sections != 1 or int(config.get("exact_sections", 0)):
         config = config.copy_and_resolve_references()
         config.n_phi_sections = config.n_eta_sections = 1
+        config.exact_sections = 0
     return build_event(event, config, layers, layer_pairs)[0][0]
 
 

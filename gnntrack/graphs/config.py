@@ -29,6 +29,9 @@ Keys (units: mm, rad, GeV):
   layer_map_min_count: when learning a layer map, keep pairs seen at least this many times.
   n_phi_sections, n_eta_sections, section_overlap_phi (rad), section_overlap_eta, section_eta_max,
   rotate_sections: HEP.TrkX-style sectioning into n_phi x n_eta graphs (1 x 1 = whole event).
+  exact_sections, section_hops: K > 0 splits the event into K exact sections along the cone's
+    bending slope (constant along a track; method 'cone' only), each with a halo of section_hops
+    edges: set it to the model's message-passing iterations (see gnntrack.graphs.sections).
   features.node: names from NODE_FEATURES; features.edge: names from EDGE_FEATURES.
   max_nodes, max_edges: refuse (InputError) a graph larger than this (0 = no limit).
   chunk_size: candidate pairs examined at once; bounds the temporary memory of the search.
@@ -76,6 +79,8 @@ def default_graph_config() -> ml_collections.ConfigDict:
     c.section_overlap_eta = 0.1
     c.section_eta_max = 5.0
     c.rotate_sections = True
+    c.exact_sections = 0
+    c.section_hops = 4
     c.features = ml_collections.ConfigDict()
     c.features.node = ("r", "phi", "z")
     c.features.edge = ("dr", "dphi", "dz", "dR", "phi_slope")
@@ -127,6 +132,14 @@ def validate_graph_config(config: ml_collections.ConfigDict, where: str = "graph
     if get("method") == "cone" and get("detector") != "luxe":
         raise ConfigError(f"{where}.method='cone' works on planar layers behind a dipole: "
                           f"set {where}.detector='luxe'")
+    if int(get("exact_sections")) < 0 or int(get("section_hops")) < 0:
+        raise ConfigError(f"{where}.exact_sections and {where}.section_hops must be >= 0")
+    if int(get("exact_sections")) > 0 and get("method") != "cone":
+        raise ConfigError(f"{where}.exact_sections slices along the cone's bending slope: "
+                          f"set {where}.method='cone' (or {where}.exact_sections=0)")
+    if int(get("exact_sections")) > 0 and int(get("n_phi_sections")) * int(get("n_eta_sections")) > 1:
+        raise ConfigError(f"{where}.exact_sections and {where}.n_phi_sections x n_eta_sections > 1 "
+                          "exclude each other: choose one")
     cone = get("cone")
     for key in cone.keys():
         if float(cone[key]) < 0:

@@ -7,6 +7,15 @@ and every event-graph edge between two of its hits. So each edge of the event gr
 least one section (that of its sender), whatever the overlap; edges near a border are in several.
 With rotate_sections the node phi feature is measured from the section's centre, so that all
 sections look alike to a model (edge features are rotation invariant).
+
+Exact sections (`exact_sections`) instead cut the event along a coordinate that is constant along
+a track into K slices of equal node count. Section k's *core* edges are those whose sender is at
+home in slice k (each edge is core in exactly one section); the section holds every node within
+n_hops edges (either direction) of a core edge's end and every edge between two of its nodes.
+A message-passing model with n_hops iterations of per-node sums over a node's own edges then
+gives each core edge the score it has in the whole graph: a node d hops from a core edge has all
+its edges in the section when d < n_hops, so its state is exact for n_hops - d iterations. The
+loss counts core edges only (HitGraph.edge_mask).
 """
 
 from __future__ import annotations
@@ -51,3 +60,47 @@ def split_sections(nodes, senders: np.ndarray, receivers: np.ndarray, y: np.ndar
         keep = member[senders] & member[receivers]
         yield (idx, new_id[senders[keep]].astype(np.int32), new_id[receivers[keep]].astype(np.int32),
                y[keep], float(phi_center))
+
+
+def quantile_sections(coordinate: np.ndarray, n_sections: int) -> np.ndarray:
+    """int64 [N] home slice of each node: K slices of (nearly) equal node count along `coordinate`."""
+    coordinate = np.asarray(coordinate, np.float64)
+    if coordinate.size == 0:
+        return np.zeros(0, np.int64)
+    cuts = np.quantile(coordinate, np.arange(1, n_sections) / n_sections)
+    return np.searchsorted(cuts, coordinate, "right").astype(np.int64)
+
+
+def expand_hops(member: np.ndarray, senders: np.ndarray, receivers: np.ndarray, n_hops: int) -> np.ndarray:
+    """bool [N]: `member` grown by n_hops steps along edges in either direction."""
+    member = member.copy()
+    for _ in range(n_hops):
+        grown = member.copy()
+        grown[receivers[member[senders]]] = True
+        grown[senders[member[receivers]]] = True
+        if np.array_equal(grown, member):
+            break
+        member = grown
+    return member
+
+
+def exact_sections(home: np.ndarray, n_sections: int, senders: np.ndarray, receivers: np.ndarray,
+                   n_hops: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Yields per section k (module docstring): node index [n] into the event's nodes, senders and
+    receivers [e] renumbered into the section, edge index [e] into the event's edges, and core
+    bool [e]. Nodes without edges are in the section of their home slice."""
+    n = len(home)
+    isolated = np.ones(n, bool)
+    isolated[senders] = isolated[receivers] = False
+    for k in range(n_sections):
+        core_edge = home[senders] == k
+        seeds = np.zeros(n, bool)
+        seeds[senders[core_edge]] = True
+        seeds[receivers[core_edge]] = True
+        member = expand_hops(seeds, senders, receivers, n_hops) | (isolated & (home == k))
+        idx = np.flatnonzero(member)
+        new_id = np.full(n, -1, np.int64)
+        new_id[idx] = np.arange(idx.size)
+        edge_idx = np.flatnonzero(member[senders] & member[receivers])
+        yield (idx, new_id[senders[edge_idx]].astype(np.int32), new_id[receivers[edge_idx]].astype(np.int32),
+               edge_idx, core_edge[edge_idx])

@@ -5,7 +5,8 @@
     summary = build_graph_dir("events/", "graphs/", config, workers=2)
 
 File layout (all numpy arrays): nodes [N, F], edges [E, G], senders, receivers [E], y, edge_pt [E],
-hit_id, particle_id, layer [N], event_id, section (scalars), format, node_features, edge_features.
+hit_id, particle_id, layer [N], event_id, section (scalars), format, node_features, edge_features,
+and edge_mask [E] only for graphs that have one (exact sections).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ def save_graph(hit_graph: HitGraph, path: str | os.PathLike, *, compress: bool =
         section=np.int64(hit_graph.section), format=np.str_(GRAPH_FORMAT),
         node_features=np.array(list(node_features), dtype=np.str_),
         edge_features=np.array(list(edge_features), dtype=np.str_))
+    if hit_graph.edge_mask is not None:
+        arrays["edge_mask"] = np.asarray(hit_graph.edge_mask, bool)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:  # a file object: numpy must not append its own suffix
             (np.savez_compressed if compress else np.savez)(f, **arrays)
@@ -75,17 +78,20 @@ def load_graph(path: str | os.PathLike) -> HitGraph:
             if missing:
                 raise InputError(f"graph file {path} lacks array(s) {missing}")
             d = {k: data[k] for k in _REQUIRED}
+            edge_mask = data["edge_mask"] if "edge_mask" in data.files else None
     except InputError:
         raise
     except Exception as exc:  # zipfile / pickle / value errors: name the file
         raise InputError(f"cannot read graph file {path}: {exc!r}") from exc
     n, e = len(d["hit_id"]), len(d["senders"])
-    if d["nodes"].shape[0] != n or d["edges"].shape[0] != e or len(d["receivers"]) != e or len(d["y"]) != e:
+    if (d["nodes"].shape[0] != n or d["edges"].shape[0] != e or len(d["receivers"]) != e or len(d["y"]) != e
+            or (edge_mask is not None and len(edge_mask) != e)):
         raise InputError(f"graph file {path}: inconsistent array lengths (nodes {n}, edges {e})")
     graph = jraph.GraphsTuple(nodes=d["nodes"], edges=d["edges"], senders=d["senders"], receivers=d["receivers"],
                               globals=None, n_node=np.array([n], np.int32), n_edge=np.array([e], np.int32))
     return HitGraph(graph=graph, y=d["y"], hit_id=d["hit_id"], particle_id=d["particle_id"], layer=d["layer"],
-                    edge_pt=d["edge_pt"], event_id=int(d["event_id"]), section=int(d["section"]))
+                    edge_pt=d["edge_pt"], event_id=int(d["event_id"]), section=int(d["section"]),
+                    edge_mask=edge_mask)
 
 
 def list_graph_files(directory: str | os.PathLike) -> list[Path]:

@@ -33,6 +33,8 @@ class HitGraph:
       section: section index when the event was split into n_phi x n_eta sections, else -1.
       node_y: float32 [N, K] per-node targets of a node task (`gnntrack.tasks`), else None.
       graph_y: float32 [K] per-graph targets of a graph task, else None.
+      edge_mask: bool [E], the edges the loss and metrics count (an exact section's core edges;
+        the others are its halo), or None: all of them.
     """
 
     graph: jraph.GraphsTuple
@@ -45,6 +47,7 @@ class HitGraph:
     section: int = -1
     node_y: np.ndarray | None = None
     graph_y: np.ndarray | None = None
+    edge_mask: np.ndarray | None = None
 
     @property
     def n_nodes(self) -> int:

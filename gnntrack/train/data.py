@@ -187,6 +187,7 @@ def _full_event_graphs(events_dir: Path, event_ids: np.ndarray, graph_config: ml
     full_config = ml_collections.ConfigDict(graph_config.to_dict())
     full_config.n_phi_sections = 1
     full_config.n_eta_sections = 1
+    full_config.exact_sections = 0
     graphs = []
     for event_id in event_ids:
         event = read_event(events_dir / event_prefix_name(int(event_id)))
@@ -233,7 +234,8 @@ def prepare_data(config: ml_collections.ConfigDict, workdir: str | os.PathLike, 
     where = str(graphs_dir)
     train_ids, val_ids, test_ids = split_event_ids(
         np.array([g.event_id for g in graphs]), int(data.n_train), int(data.n_val), int(data.n_test), where)
-    sectioned = int(config.graph.n_phi_sections) * int(config.graph.n_eta_sections) > 1
+    sectioned = (int(config.graph.n_phi_sections) * int(config.graph.n_eta_sections) > 1
+                 or int(config.graph.get("exact_sections", 0)) > 0)
     train, val, test = _select(graphs, train_ids), _select(graphs, val_ids), _select(graphs, test_ids)
     empty = {name: [graph_label(g) for g in split if g.n_edges == 0]
              for name, split in (("train", train), ("val", val), ("test", test))}
