@@ -30,6 +30,7 @@ VERBS: dict[str, str] = {
     "bench": "bench",
     "sweep": "sweep",
     "scale": "scale",
+    "jets": "jets",
     "pflow": "pflow",
 }
 
