@@ -35,7 +35,8 @@ from gnntrack.studies.runtime_schedule import (RuntimeScheduleState, runtime_sch
                                                scale_by_runtime_schedule, unit_optimizer_config)
 from gnntrack.studies.study_runner import clean
 from gnntrack.studies.to_target import METRICS_FILE, RESULT_FILE, Target, unreached_objective
-from gnntrack.train.data import prepare_data
+from gnntrack.tasks import make_task, model_config_for
+from gnntrack.train.data import prepare_data, with_task_targets
 from gnntrack.train.defaults import validate_config
 from gnntrack.train.evaluation import eval_batching_config, evaluate_graphs
 from gnntrack.train.hooks import EvaluationHook, MetricsHook, StepRows, StopRules, geometric_schedule, run_loop
@@ -45,7 +46,6 @@ from gnntrack.train.parallel import DataParallel
 from gnntrack.train.state import TrainState
 from gnntrack.train.step import make_eval_step, make_train_step
 
-FAST_METRICS = ("val_f1", "val_precision", "val_recall", "val_accuracy", "val_auc", "val_loss")
 
 
 def _key(*parts: Any) -> str:
@@ -84,9 +84,18 @@ def clear_caches() -> None:
         cache.clear()
 
 
+def _step_task(config: ml_collections.ConfigDict):
+    """The run's node or graph task, or None for the edge task (the step's own weighted BCE)."""
+    task = make_task(config.get("task", ml_collections.ConfigDict(dict(name="edge"))))
+    return None if task.level == "edge" else task
+
+
 def _splits(config: ml_collections.ConfigDict, workdir: Path):
-    return _SPLITS.get_or(_key(config.data, config.graph),
-                          lambda: prepare_data(config, workdir, progress=False))
+    def make():
+        splits, task = prepare_data(config, workdir, progress=False), _step_task(config)
+        return splits if task is None else with_task_targets(splits, task)
+
+    return _SPLITS.get_or(_key(config.data, config.graph, config.get("task")), make)
 
 
 @dataclasses.dataclass
@@ -101,21 +110,24 @@ class _Engine:
     p_train: Callable
     p_eval: Callable
     init_state: Callable   # (seed, graph, lr, warmup, init_factor) -> TrainState (jit)
+    task: Any = None       # a node / graph task, None for edges
+    metric_names: tuple = ()  # what an evaluation reports (known after the first one)
     warm: bool = False
 
 
 def _engine(config: ml_collections.ConfigDict, train_graphs, data_key: str) -> _Engine:
     def make() -> _Engine:
         dp = DataParallel(config.parallel)
-        model = build_model(config.model)
+        task = _step_task(config)
+        model = build_model(config.model if task is None else model_config_for(task, config.model))
         loss_cfg = resolve_loss_config(config.loss, (g.y for g in train_graphs))
         unit_tx, _ = make_optimizer(unit_optimizer_config(config.optimizer),
                                     global_batch_size=int(config.batching.graphs_per_step))
 
         tx = optax.chain(unit_tx, scale_by_runtime_schedule())
         ladder = make_ladder(train_graphs, config.batching, dp.n_devices, seed=0)
-        p_train = dp.train_step(make_train_step(model, tx, loss_cfg, dp.axis_name))
-        p_eval = dp.eval_step(make_eval_step(model, loss_cfg))
+        p_train = dp.train_step(make_train_step(model, tx, loss_cfg, dp.axis_name, task=task))
+        p_eval = dp.eval_step(make_eval_step(model, loss_cfg, task=task))
         def init_state(seed, graph, lr, warmup, init_factor):
             # one compiled init (params, optimizer state, schedule values) instead of op-by-op dispatch
 
@@ -125,10 +137,10 @@ def _engine(config: ml_collections.ConfigDict, train_graphs, data_key: str) -> _
             sched = RuntimeScheduleState(count=jnp.zeros([], jnp.int32), lr=lr, warmup=warmup, init_factor=init_factor)
             return state.replace(opt_state=(*state.opt_state[:-1], sched))
 
-        return _Engine(model, tx, dp, ladder, loss_cfg, p_train, p_eval, jax.jit(init_state))
+        return _Engine(model, tx, dp, ladder, loss_cfg, p_train, p_eval, jax.jit(init_state), task=task)
 
     opt = unit_optimizer_config(config.optimizer)
-    key = _key(data_key, config.model, opt, config.loss, config.batching, config.parallel)
+    key = _key(data_key, config.model, config.get("task"), opt, config.loss, config.batching, config.parallel)
     return _ENGINES.get_or(key, make)
 
 
@@ -174,7 +186,8 @@ def _evaluate(engine: _Engine, state, graphs, batches, config, prefix: str = "va
     device batches."""
     placed = {id(batch): device for batch, device in batches}
     metrics, _ = evaluate_graphs(lambda batch: engine.p_eval(state, placed[id(batch)]), graphs, config.batching,
-                                 engine.dp.n_devices, batches=[batch for batch, _ in batches], prefix=prefix)
+                                 engine.dp.n_devices, task=engine.task, batches=[batch for batch, _ in batches],
+                                 prefix=prefix)
     return {k: v for k, v in metrics.items() if not isinstance(v, dict) and not k.startswith("n_")}
 
 
@@ -238,9 +251,6 @@ def train_to_target(config: ml_collections.ConfigDict, workdir: str | os.PathLik
     config = ml_collections.ConfigDict(config.to_dict())
     validate_config(config)
     target = target or Target()
-    if target.metric not in FAST_METRICS:
-        raise ConfigError(f"config key 'study.target_metric'={target.metric!r}: the fast back end measures "
-                          f"{', '.join(FAST_METRICS)}")
     workdir.mkdir(parents=True, exist_ok=True)
     save_config(config, workdir)
     splits = _splits(config, workdir)
@@ -273,10 +283,13 @@ def train_to_target(config: ml_collections.ConfigDict, workdir: str | os.PathLik
             shapes.setdefault(jax.tree_util.tree_map(np.shape, hb.device).__repr__(), hb)
         for hb in shapes.values():
             scratch, m = engine.p_train(scratch, hb.device)
-        _evaluate(engine, scratch, val_graphs, val, config)
+        engine.metric_names = tuple(_evaluate(engine, scratch, val_graphs, val, config))
         jax.block_until_ready(m)
         del scratch
         engine.warm = True
+    if target.metric not in engine.metric_names:
+        raise ConfigError(f"config key 'study.target_metric'={target.metric!r}: this run's validation reports "
+                          f"{', '.join(engine.metric_names)}")
     state = _init_state(engine, example, seed, lr, warmup, init_factor)
 
     records: list[dict] = []
@@ -305,7 +318,7 @@ def train_to_target(config: ml_collections.ConfigDict, workdir: str | os.PathLik
                     "lr": lr * factor, "grad_norm": m["grad_norm"],
                     "grad_norm_sq_local": m["grad_norm_sq_local"], "grad_norm_sq_global": m["grad_norm_sq_global"],
                     "B_small": m["B_small"], "B_big": m["B_big"], "b_simple_edges": b_edges,
-                    "b_simple_graphs": b_edges / mean_edges_per_graph if math.isfinite(b_edges) else float("nan"),
+                    "b_simple_graphs": b_edges / mean_edges_per_graph if math.isfinite(b_edges) and mean_edges_per_graph else float("nan"),
                     "train_s": train_s})
                 loss_window.clear()
 
@@ -360,7 +373,7 @@ def train_to_target(config: ml_collections.ConfigDict, workdir: str | os.PathLik
         "graphs_per_step": graphs_total / max(step, 1), "mean_edges_per_graph": mean_edges_per_graph,
         "train_seconds": train_seconds, "eval_seconds": eval_seconds,
         "b_simple_edges": b_edges,
-        "b_simple_graphs": b_edges / mean_edges_per_graph if math.isfinite(b_edges) else float("nan"),
+        "b_simple_graphs": b_edges / mean_edges_per_graph if math.isfinite(b_edges) and mean_edges_per_graph else float("nan"),
         **{f"best_{k}": v for k, v in best.items()}, **last_val,
     }
     write_text_atomic(workdir / METRICS_FILE, "".join(json.dumps(clean(r)) + "\n" for r in records))

@@ -63,6 +63,15 @@ class DataSplits:
     info: dict[str, Any]
 
 
+def with_task_targets(splits: DataSplits, task) -> DataSplits:
+    """`splits` with every graph's targets attached by a node or graph `task` (`gnntrack.tasks`)."""
+    def attach(graphs):
+        return None if graphs is None else [task.attach_targets(g) for g in graphs]
+
+    return dataclasses.replace(splits, train=attach(splits.train), val=attach(splits.val),
+                               test=attach(splits.test), test_full=attach(splits.test_full))
+
+
 def config_key(*parts: Any) -> str:
     """Short stable hash of JSON-able parts (ConfigDicts allowed)."""
     def plain(x):

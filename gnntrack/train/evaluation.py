@@ -73,8 +73,8 @@ def predict_edge_scores(score_fn: ScoreFn, graphs: Sequence[HitGraph], batching:
 
 
 def predict_items(eval_fn: Callable[[Any], dict], graphs: Sequence[HitGraph],
-                  batching: ml_collections.ConfigDict, n_devices: int, level: str, *, ladder=None
-                  ) -> tuple[dict[str, list[np.ndarray]], float]:
+                  batching: ml_collections.ConfigDict, n_devices: int, level: str, *, ladder=None,
+                  batches=None) -> tuple[dict[str, list[np.ndarray]], float]:
     """A node or graph task's predictions for every graph (the edge task's are
     `predict_edge_scores`).
 
@@ -82,6 +82,7 @@ def predict_items(eval_fn: Callable[[Any], dict], graphs: Sequence[HitGraph],
       eval_fn: batch -> the parallel eval step's outputs (numpy): per-item prediction arrays
         ([D, N_pad, ...] or [D, G_pad, ...], see `gnntrack.tasks`) and loss_sum [D].
       level: 'node' or 'graph'.
+      ladder, batches: as for `predict_edge_scores`.
     Returns:
       ({output name: per graph in input order, [N_i, ...] or [...]}, mean loss per real item).
     """
@@ -90,11 +91,13 @@ def predict_items(eval_fn: Callable[[Any], dict], graphs: Sequence[HitGraph],
     if not graphs:
         return {}, float("nan")
     config = eval_batching_config(batching, len(graphs))
-    if ladder is None:
+    if ladder is None and batches is None:
         ladder = make_ladder(graphs, config, n_devices)
     found: dict[str, dict[int, np.ndarray]] = {}
     loss_sum, n_items = 0.0, 0
-    for batch in batch_iterator(graphs, config, n_devices, ladder=ladder, shuffle=False, drop_remainder=False):
+    if batches is None:
+        batches = batch_iterator(graphs, config, n_devices, ladder=ladder, shuffle=False, drop_remainder=False)
+    for batch in batches:
         out = eval_fn(batch)
         for name, values in out.items():
             if name != "loss_sum":
@@ -126,7 +129,7 @@ def evaluate_graphs(eval_fn: Callable[[Any], dict], graphs: Sequence[HitGraph],
         scores, loss = predict_edge_scores(score_fn, graphs, batching, n_devices, ladder=ladder, batches=batches)
         return edge_summary(scores, graphs, thresholds=thresholds, prefix=prefix, loss=loss), scores
     preds, loss = predict_items(lambda batch: {k: np.asarray(v) for k, v in eval_fn(batch).items()},
-                                graphs, batching, n_devices, task.level, ladder=ladder)
+                                graphs, batching, n_devices, task.level, ladder=ladder, batches=batches)
     return task.summary(preds, graphs, prefix=prefix, loss=loss), preds
 
 

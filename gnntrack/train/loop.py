@@ -127,15 +127,6 @@ def _write_predictions(path: Path, preds: dict[str, list[np.ndarray]], graphs, t
                                 section=np.array([g.section for g in graphs], np.int64))
 
 
-def _with_targets(splits, task):
-    """`splits` with every graph's targets attached by `task` (per node / per graph)."""
-    def attach(graphs):
-        return None if graphs is None else [task.attach_targets(g) for g in graphs]
-
-    return dataclasses.replace(splits, train=attach(splits.train), val=attach(splits.val),
-                               test=attach(splits.test), test_full=attach(splits.test_full))
-
-
 def load_scores(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Reads a test_scores.npz written by a run."""
     with np.load(path) as data:
@@ -268,7 +259,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, root: Path, workdir: 
     from gnntrack.graphs.batching import (BucketLadder, PaddingStats, batch_iterator, make_ladder, steps_per_epoch,
                                           warmup_batches)
     from gnntrack.nn.models import build_model, cpu_kernels_label
-    from gnntrack.train.data import prepare_data
+    from gnntrack.train.data import prepare_data, with_task_targets
     from gnntrack.tasks import make_task, model_config_for
     from gnntrack.train.losses import resolve_loss_config
     from gnntrack.train.optim import make_optimizer
@@ -308,7 +299,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, root: Path, workdir: 
     # the edge task is the step's own weighted BCE: the reference workload's step is unchanged
     step_task = None if task.level == "edge" else task
     if step_task is not None:
-        splits = _with_targets(splits, step_task)
+        splits = with_task_targets(splits, step_task)
     train_graphs = splits.train
     dp = make_data_parallel(config.parallel)  # one process, or all devices of all processes
     n_dev = dp.n_devices
