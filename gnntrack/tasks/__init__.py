@@ -25,11 +25,13 @@ from gnntrack.errors import ConfigError
 from gnntrack.keys import check_known_keys
 from gnntrack.tasks.edge import EdgeTask, edge_task_config
 from gnntrack.tasks.labels import LabelTask, graph_task_config, node_task_config
+from gnntrack.tasks.pflow import PflowTask, pflow_task_config
 
 _TASKS: dict[str, tuple[Callable, Callable[[], ml_collections.ConfigDict]]] = {
     "edge": (EdgeTask.from_config, edge_task_config),
     "node": (LabelTask.from_config, node_task_config),
     "graph": (LabelTask.from_config, graph_task_config),
+    "pflow": (PflowTask.from_config, pflow_task_config),
 }
 
 
