@@ -17,7 +17,8 @@ Detector (CMS-like, stated, not tuned to any experiment):
     Charged particles too soft to reach a calorimeter's radius (loopers) leave nothing in it.
   * baseline: the rule-based particle flow's links and thresholds (gnntrack.pflow.baseline).
   * clustering: topological, per calorimeter: seed / neighbour / cell thresholds in units of
-    that calorimeter's noise sigma, 8-connected cells, phi wraps around.
+    that calorimeter's noise sigma, 8-connected cells, phi wraps around; every local maximum
+    above the seed threshold starts its own cluster (gnntrack.pflow.calo.topo_cluster).
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import ml_collections
 import numpy as np
 import scipy.sparse
 
+from gnntrack.config import config_to_dict
 from gnntrack.io.atomic import write_json_atomic
 from gnntrack.pflow import baseline
 from gnntrack.pflow.calo import (calorimeter_grids, cell_energies, cluster_features, particle_cluster_energy,
@@ -24,7 +25,7 @@ from gnntrack.pflow.calo import (calorimeter_grids, cell_energies, cluster_featu
 from gnntrack.pflow.elements import cluster_rows, track_rows
 from gnntrack.pflow.generate import EventGenerator, GenParticles, chunk_seeds
 from gnntrack.pflow.store import CHUNK_PATTERN, META_NAME, PflowEvent, chunk_arrays, write_npz_atomic
-from gnntrack.pflow.targets import assign_elements, kinematic_columns, target_rows
+from gnntrack.pflow.targets import assign_elements, kinematic_columns, target_rows, visible
 from gnntrack.pflow.tracks import particle_class, pt_eta_phi, reconstruct_tracks
 from gnntrack.pflow.types import ELEMENT_FEATURES, PARTICLE_CLASSES, TARGET_COLUMNS
 from gnntrack.pool import map_jobs
@@ -47,7 +48,9 @@ def simulate_event(particles: GenParticles, rng: np.random.Generator, config: ml
     elements = np.concatenate(rows)
     cls = particle_class(particles.pid, particles.charge)
     cluster_energy = scipy.sparse.hstack(matrices, format="csr")
-    assignment = assign_elements(particles.p4[:, 3], particles.p4, cls > 0, tracks.particle, cluster_energy)
+    energy = particles.p4[:, 3]
+    eligible = visible(energy, cls > 0, tracks.particle, cluster_energy)
+    assignment = assign_elements(energy, particles.p4, eligible, tracks.particle, cluster_energy)
     _, eta, _ = pt_eta_phi(particles.p4)
     gen = np.abs(eta) < GEN_ETA_MAX
     gen_index = np.cumsum(gen) - 1  # particle index -> row of the stored gen particles
@@ -111,8 +114,6 @@ def simulate_to_directory(out_dir: str | Path, n_events: int, config: ml_collect
                           progress: bool = True) -> dict:
     """Writes `n_events` events as chunk files and then pflow.json (returned as a dict)."""
     from tqdm import tqdm
-
-    from gnntrack.config import config_to_dict
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -4,9 +4,11 @@ Generator particles, in decreasing energy, each take one element: their best unu
 track belongs to the one particle that made it), else the unused cluster they left most energy
 in. A particle left without an element (all its clusters taken, or none reconstructed) is merged
 into the particle that owns the cluster it left most energy in: its four-momentum is added to
-that particle's target. Elements that no particle takes are class 'none'. Neutrinos never own
-an element; a particle that left no element at all (out of acceptance, below thresholds) is not
-a target.
+that particle's target. Elements that no particle takes are class 'none'.
+Only visible particles take part (`visible`): those that made a track or left at least
+VISIBLE_CALO_FRACTION of their energy in clusters, with more than VISIBLE_MIN_ENERGY_GEV, as the
+MLPF datasets require; the others (neutrinos, particles outside the acceptance, soft ones whose
+deposits are noise in someone else's cluster) are not targets.
 """
 
 from __future__ import annotations
@@ -17,6 +19,20 @@ import numpy as np
 import scipy.sparse
 
 from gnntrack.pflow.types import TARGET_COLUMNS
+
+VISIBLE_MIN_ENERGY_GEV = 0.01
+VISIBLE_CALO_FRACTION = 0.1
+
+
+def visible(energy: np.ndarray, candidate: np.ndarray, track_particle: np.ndarray,
+            cluster_energy: scipy.sparse.csr_matrix) -> np.ndarray:
+    """bool [M]: candidates (e.g. not neutrinos) above VISIBLE_MIN_ENERGY_GEV that made a track
+    (track_particle int [T]) or left VISIBLE_CALO_FRACTION of their energy [M] in clusters
+    (cluster_energy sparse [M, K])."""
+    tracked = np.zeros(len(energy), bool)
+    tracked[track_particle] = True
+    in_calo = np.asarray(cluster_energy.sum(axis=1)).ravel() > VISIBLE_CALO_FRACTION * energy
+    return candidate & (energy > VISIBLE_MIN_ENERGY_GEV) & (tracked | in_calo)
 
 
 @dataclasses.dataclass

@@ -4,7 +4,7 @@ decreasing energy; leftovers merge into the owner of their best cluster."""
 import numpy as np
 import scipy.sparse
 
-from gnntrack.pflow.targets import assign_elements, kinematic_columns, target_rows
+from gnntrack.pflow.targets import assign_elements, kinematic_columns, target_rows, visible
 from gnntrack.pflow.types import PARTICLE_CLASSES, TARGET_COLUMNS
 
 
@@ -52,3 +52,14 @@ def test_kinematic_columns_of_a_particle_along_the_beam_are_finite():
     cols = kinematic_columns(np.array([[0.0, 0.0, 5.0, 5.0], [3.0, 4.0, 0.0, 5.0]]))
     assert np.isfinite(cols).all()
     np.testing.assert_allclose(cols[1], [5.0, 0.0, 0.8, 0.6, 5.0])
+
+
+def test_only_particles_that_reached_the_detector_take_elements():
+    # MLPF's visibility: a track, or at least 10% of the energy in clusters (and E > 10 MeV)
+    energy = np.array([10.0, 5.0, 0.005, 3.0])
+    clusters = scipy.sparse.csr_matrix(([0.4, 2.0, 0.004, 0.2], ([0, 1, 2, 3], [0, 1, 2, 0])), shape=(4, 3))
+    seen = visible(energy, np.array([True, True, True, False]), np.array([0]), clusters)
+    np.testing.assert_array_equal(seen, [True, True, False, False])  # tracked; 40%; too soft; neutrino
+    out = assign_elements(energy, np.zeros((4, 4)), np.array([False, True, False, False]), np.zeros(0, np.int64),
+                          scipy.sparse.csr_matrix(([0.4, 2.0], ([0, 1], [0, 1])), shape=(4, 3)))
+    np.testing.assert_array_equal(out.owner, [-1, 1, -1])
