@@ -1,7 +1,8 @@
-"""`gnntrack quickstart [--workdir DIR]`: simulate -> build graphs -> train -> evaluate -> report.
+"""`gnntrack quickstart [--workdir DIR]`: simulate -> build graphs -> train -> tracks -> report.
 
-The workdir is an ordinary run directory (see gnntrack.train.loop) plus `report.md`,
-`loss.png` and `roc.png`.
+The workdir is an ordinary run directory (see gnntrack.train.loop) plus `tracks/` (tracks built
+from the model's edge scores on the held-out test events, with the TrackML score, track
+efficiency and fake rate: `gnntrack evaluate`'s report) and `report.md`, `loss.png`, `roc.png`.
 """
 
 from __future__ import annotations
@@ -51,6 +52,31 @@ def run(args: argparse.Namespace) -> int:
               f"{result['total_steps']}); its results are unchanged (--restart to start over)")
         report = workdir / "report.md"
     else:
-        report = write_report(workdir, result, title="gnntrack quickstart")
+        tracks = build_test_tracks(workdir, result, progress=not args.no_progress)
+        if tracks is not None:
+            print_track_summary(tracks)
+        report = write_report(workdir, result, title="gnntrack quickstart", tracks=tracks)
     print(f"report: {report}")
     return 0
+
+
+def build_test_tracks(workdir, result: dict, *, progress: bool = True) -> dict | None:
+    """Tracks from the trained model on the run's held-out test events (`gnntrack evaluate` on
+    them, into `<workdir>/tracks/`); its metrics, or None when the run has no test events on disk."""
+    from gnntrack.tracks.evaluate import default_evaluation_config, evaluate_run
+
+    data = result.get("data") or {}
+    if not data.get("events_dir") or not data.get("test_events"):
+        return None
+    config = default_evaluation_config()
+    config.event_ids = tuple(data["test_events"])
+    config.progress = progress
+    return evaluate_run(workdir, data["events_dir"], workdir / "tracks", config=config)
+
+
+def print_track_summary(metrics: dict) -> None:
+    """One line: the TrackML score, track efficiency and fake rate on the test events."""
+    t = metrics["tracks"]
+    print(f"tracks on {metrics['n_events']} test events ({t['method']}, cut {t['cut']:g}): TrackML score "
+          f"{t['trackml_score']:.4f} (graph hits {t['trackml_score_graph_hits']:.4f}), efficiency "
+          f"{t['efficiency']:.4f}, fake rate {t['fake_rate']:.4f}")

@@ -24,8 +24,40 @@ def _fmt(value, digits: int = 4) -> str:
     return str(value)
 
 
-def report_markdown(result: dict, config, *, title: str, plots: dict[str, str]) -> str:
-    """report.md text for a finished run (pure: no I/O)."""
+def tracks_markdown(tracks: dict) -> list[str]:
+    """The report's tracking section from `gnntrack evaluate`'s metrics (pure)."""
+    t, files = tracks["tracks"], tracks.get("files", {})
+    cuts = tracks.get("run", {}).get("graph_truth_cuts") or {}
+    lines = ["## Tracks on the held-out events", "",
+             f"Tracks built from the edge scores ({t['method']}, cut {t['cut']:g}) on {tracks['n_events']} test "
+             f"events; efficiency and fake rate under {t['matching']['efficiency'].replace('_', ' ')} matching, "
+             f"particles with pT >= {t['reconstructable']['pt_min_gev']:g} GeV and >= "
+             f"{t['reconstructable']['min_hits']} hits in the graph; 95 % bootstrap intervals over events.", "",
+             "| TrackML score | on graph hits | ceiling of the graph | track efficiency | fake rate | duplicate rate |",
+             "|---:|---:|---:|---:|---:|---:|"]
+    ci = t.get("intervals", {})
+
+    def cell(name):
+        lo_hi = ci.get(name)
+        return _fmt(t.get(name)) + (f" [{lo_hi[0]:.3f}, {lo_hi[1]:.3f}]" if lo_hi else "")
+
+    lines.append("| " + " | ".join(cell(n) for n in ("trackml_score", "trackml_score_graph_hits",
+                                                     "trackml_score_ceiling", "efficiency", "fake_rate",
+                                                     "duplicate_rate")) + " |")
+    if cuts:
+        lines += ["", f"The graphs keep only what the truth cuts {', '.join(f'{k}={v}' for k, v in cuts.items())} "
+                      "leave: hits outside them are singletons in the submission, so the whole-event TrackML "
+                      "score is bounded by the ceiling column."]
+    lines += ["", "Files: `tracks/metrics.json`, `tracks/events.csv`, `tracks/submissions/`, `tracks/plots/`.", ""]
+    if "event_display" in files:
+        lines += ["### Event display", "", f"![event display](tracks/{files['event_display']})", ""]
+    return lines
+
+
+def report_markdown(result: dict, config, *, title: str, plots: dict[str, str],
+                    tracks: dict | None = None) -> str:
+    """report.md text for a finished run (pure: no I/O); `tracks`: `gnntrack evaluate`'s metrics
+    of the test events, shown in their own section."""
     lines = [f"# {title}", ""]
     lines += ["Edge classification on held-out simulated events (threshold 0.5; efficiency = recall, "
               "purity = precision).", ""]
@@ -62,12 +94,15 @@ def report_markdown(result: dict, config, *, title: str, plots: dict[str, str]) 
               f"{result.get('n_compiled_shapes')} compiled shape(s)",
               "", "Files: `config.json` (resolved config), `metrics.jsonl`, `tensorboard/`, `checkpoints/`, "
               "`result.json`, `test_scores.npz`.", ""]
+    if tracks is not None:
+        lines += tracks_markdown(tracks)
     for caption, name in plots.items():
         lines += [f"## {caption}", "", f"![{caption}]({name})", ""]
     return "\n".join(lines)
 
 
-def write_report(workdir: str | os.PathLike, result: dict, *, title: str = "gnntrack run") -> Path:
+def write_report(workdir: str | os.PathLike, result: dict, *, title: str = "gnntrack run",
+                 tracks: dict | None = None) -> Path:
     """Writes loss.png, roc.png and report.md into the run directory; returns report.md's path.
 
     Plots that cannot be drawn (e.g. no test scores) are left out of the report and named in it.
@@ -84,5 +119,5 @@ def write_report(workdir: str | os.PathLike, result: dict, *, title: str = "gnnt
                  title=f"{title}: test edges ROC (AUC {_fmt(result.get('test_auc'))})")
         plots["ROC on held-out events"] = "roc.png"
     path = workdir / "report.md"
-    write_text_atomic(path, report_markdown(result, config, title=title, plots=plots))
+    write_text_atomic(path, report_markdown(result, config, title=title, plots=plots, tracks=tracks))
     return path

@@ -65,6 +65,7 @@ def default_evaluation_config() -> ml_collections.ConfigDict:
     c.seed = 0
     c.checkpoint = "best"         # 'best' (falls back to latest), 'latest' or a step number ('200')
     c.limit = 0                   # events to evaluate (0 = all)
+    c.event_ids = ()              # only these event ids (() = every event of the directory)
     c.chunk_events = 8            # events read, scored and turned into tracks at a time (memory)
     c.graph_overrides = ()        # 'key=value' changes to the run's graph config (e.g. 'pt_min=0')
     c.display_max_tracks = 300    # event display: colour this many random tracks when busier
@@ -469,7 +470,7 @@ def evaluate_run(workdir: str | os.PathLike, input_dir: str | os.PathLike, out_d
     """
     from gnntrack.graphs.batching import make_ladder
     from gnntrack.graphs.build import build_event
-    from gnntrack.io.trackml import list_event_prefixes, read_event
+    from gnntrack.io.trackml import event_id_from_prefix, list_event_prefixes, read_event
     from gnntrack.train.evaluation import eval_batching_config, predict_edge_scores
 
     config = config or default_evaluation_config()
@@ -484,6 +485,12 @@ def evaluate_run(workdir: str | os.PathLike, input_dir: str | os.PathLike, out_d
     prefixes = list_event_prefixes(input_dir)
     if not prefixes:
         raise InputError(f"{input_dir}: no TrackML event files (event<digits>-hits.csv[.gz])")
+    if tuple(config.event_ids):
+        wanted = {int(i) for i in config.event_ids}
+        prefixes = [p for p in prefixes if event_id_from_prefix(p) in wanted]
+        if len(prefixes) != len(wanted):
+            raise InputError(f"{input_dir}: events {sorted(wanted - {event_id_from_prefix(p) for p in prefixes})} "
+                             f"not found")
     if config.limit:
         prefixes = prefixes[: int(config.limit)]
     graph_config, layers, layer_pairs = _graph_inputs(run.config, workdir, tuple(config.graph_overrides))

@@ -85,6 +85,14 @@ def test_evaluate_end_to_end(tiny, tmp_path, capsys):
         for key in ("accuracy", "auc") if group == "edge" else ("trackml_score", "efficiency", "fake_rate"):
             assert chunked[group][key] == pytest.approx(metrics[group][key], abs=1e-6)
 
+    # event_ids picks events; an id not in the directory is named
+    cfg.event_ids = (int(table.event_id[1]),)
+    one = evaluate_run(run, events, tmp_path / "one", config=cfg)
+    assert one["input"]["event_ids"] == [int(table.event_id[1])]
+    cfg.event_ids = (424242,)
+    with pytest.raises(InputError, match=r"events \[424242\] not found"):
+        evaluate_run(run, events, tmp_path / "none", config=cfg)
+
     # the written submission scores the same through `gnntrack score`
     event_id = int(table.event_id[0])
     prefix = events / f"event{event_id:09d}"

@@ -35,6 +35,13 @@ def test_quickstart_reduced_writes_a_run_directory_and_report(tmp_path, capsys):
     for png in ("loss.png", "roc.png"):
         assert (workdir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "efficiency" in out and "purity" in out  # the rich summary table
+    # the main job ends in tracks: built on the test event, scored, shown in the report
+    tracks = json.loads((workdir / "tracks" / "metrics.json").read_text())
+    assert tracks["n_events"] == 1 and tracks["input"]["event_ids"] == result["data"]["test_events"]
+    assert 0.0 <= tracks["tracks"]["trackml_score"] <= tracks["tracks"]["trackml_score_ceiling"] <= 1.0
+    assert "TrackML score" in out and "## Tracks on the held-out events" in report
+    assert "![event display](tracks/plots/event_display.png)" in report
+    assert (workdir / "tracks" / "plots" / "event_display.png").is_file()
     assert str(workdir / "report.md") in out
     # Run again: the finished run is left as it was, and the output says so.
     before = {name: (workdir / name).read_bytes() for name in ("result.json", "report.md", "metrics.jsonl")}
