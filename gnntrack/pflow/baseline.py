@@ -2,11 +2,12 @@
 
 It reads element rows only (ELEMENT_FEATURES) and predicts per element, in the TARGET_COLUMNS
 layout, like the models:
-  1. link: each cluster links to the nearest track (in eta-phi, the track taken where it crosses
-     the ECAL) within `link_ecal` (ECAL clusters) or `link_hcal` (HCAL clusters);
-  2. every track is a charged particle with the track's momentum (massless): an electron when its
-     linked ECAL energy is close to p and its linked HCAL energy small, a muon when its linked
-     calorimeter energy is small for its momentum, else a charged hadron;
+  1. link: each cluster links to the nearest track (in eta-phi, the track taken where its helix
+     crosses that calorimeter) within `link_ecal` (ECAL clusters) or `link_hcal` (HCAL clusters);
+  2. every track is a charged particle with the track's momentum (massless): an electron when the
+     ECAL energy around it is close to p, its nearest ECAL cluster as narrow as an EM shower and
+     the HCAL energy around it small; a muon when the calorimeter energy around it is small for
+     its momentum; else a charged hadron;
   3. subtract: the energy of a track's linked clusters beyond its expected energy (p, or the
      minimum-ionising deposits of a muon) by more than max(min_neutral_gev, n_sigma hadron
      resolutions) is a neutral remainder: photons from its ECAL clusters first (up to their
@@ -31,10 +32,12 @@ ETA_OFFSET, ETA_BOX = 50.0, 1000.0  # a periodic box in phi only: eta never wrap
 
 
 def default_baseline_config() -> ml_collections.ConfigDict:
+    """Links (eta-phi radii), neutral thresholds (GeV, hadron resolutions) and identification cuts;
+    the detector's resolutions and muon deposits come from the simulation config itself."""
     return ml_collections.ConfigDict(dict(
-        link_ecal=0.05, link_hcal=0.15, min_neutral_gev=1.0, n_sigma=1.0, hadron_stochastic=1.0,
-        hadron_constant=0.05, electron_eop_min=0.8, electron_eop_max=1.3, electron_hcal_max=0.1,
-        electron_p_min=2.0, muon_p_min=10.0, muon_calo_max=0.2, muon_ecal_gev=0.3, muon_hcal_gev=2.0))
+        link_ecal=0.05, link_hcal=0.15, min_neutral_gev=1.0, n_sigma=1.0,
+        electron_p_min=2.0, electron_eop_min=0.8, electron_eop_max=1.3, electron_hcal_max=0.1,
+        electron_width_max=0.02, muon_p_min=10.0, muon_calo_max=0.2))
 
 
 def _box(eta: np.ndarray, phi: np.ndarray) -> np.ndarray:
@@ -87,6 +90,10 @@ def predict(elements: np.ndarray, config: ml_collections.ConfigDict) -> np.ndarr
         t_eta, t_phi = direction(xyz[reaching])
         t, k, d = pairs_within(t_eta, t_phi, c_eta[sel], c_phi[sel], radius)
         cone[name] = np.bincount(reaching[t], weights=energy[sel][k], minlength=len(tracks))
+        if name == "ecal":  # the track's own nearest ECAL cluster, for the electron's shower shape
+            closest = nearest(k, t, d, len(reaching))
+            track_cluster = np.full(len(tracks), -1, np.int64)
+            track_cluster[reaching] = np.where(closest >= 0, np.flatnonzero(sel)[np.maximum(closest, 0)], -1)
         near = nearest(t, k, d, int(sel.sum()))
         link[sel] = np.where(near >= 0, reaching[np.maximum(near, 0)], -1)  # -> index into tracks
     cone_ecal, cone_hcal = cone["ecal"], cone["hcal"]
@@ -94,12 +101,14 @@ def predict(elements: np.ndarray, config: ml_collections.ConfigDict) -> np.ndarr
     e_ecal = np.bincount(link[linked & ecal], weights=energy[linked & ecal], minlength=len(tracks))
     e_hcal = np.bincount(link[linked & ~ecal], weights=energy[linked & ~ecal], minlength=len(tracks))
 
+    width = np.where(track_cluster >= 0, x[clusters[np.maximum(track_cluster, 0)], COLUMN["cluster_width_eta"]], np.inf)
     electron = ((p > c.electron_p_min) & (cone_ecal > c.electron_eop_min * p)
-                & (cone_ecal < c.electron_eop_max * p) & (cone_hcal < c.electron_hcal_max * p))
+                & (cone_ecal < c.electron_eop_max * p) & (cone_hcal < c.electron_hcal_max * p)
+                & (width < c.electron_width_max))
     muon = ~electron & (p > c.muon_p_min) & (cone_ecal + cone_hcal < c.muon_calo_max * p)
     track_class = np.where(electron, CLASS["electron"], np.where(muon, CLASS["muon"], CLASS["charged_hadron"]))
-    expected = np.where(muon, c.muon_ecal_gev + c.muon_hcal_gev, p)
-    sigma = np.hypot(c.hadron_stochastic * np.sqrt(expected), c.hadron_constant * expected)
+    expected = np.where(muon, config.ecal.mip_gev + config.hcal.mip_gev, p)
+    sigma = np.hypot(config.hcal.stochastic * np.sqrt(expected), config.hcal.constant * expected)
     excess = e_ecal + e_hcal - expected
     excess = np.where(excess > np.maximum(c.min_neutral_gev, c.n_sigma * sigma), excess, 0.0)
     photon_energy = np.minimum(excess, e_ecal)  # photons first, as the neutral remainder's ECAL part

@@ -21,8 +21,9 @@ def _track(pt, eta, phi, charge=1):
     return row
 
 
-def _cluster(energy, eta, phi, *, ecal):
+def _cluster(energy, eta, phi, *, ecal, width=0.01):
     row = np.zeros(len(ELEMENT_FEATURES), np.float32)
+    row[COLUMN["cluster_width_eta"]] = width
     row[[COLUMN[c] for c in ("is_cluster", "pt_or_et", "eta", "sin_phi", "cos_phi", "energy_or_p")]] = (
         1.0, energy / np.cosh(eta), eta, np.sin(phi), np.cos(phi), energy)
     row[COLUMN["cluster_e_ecal" if ecal else "cluster_e_hcal"]] = energy
@@ -56,8 +57,10 @@ def test_energy_beyond_the_track_is_a_photon_then_a_neutral_hadron():
 
 
 def test_a_track_with_almost_no_calorimeter_energy_is_a_muon_and_one_with_ecal_only_an_electron():
+    # the last track's ECAL cluster is as wide as a hadron's shower: no electron
     elements = np.stack([_track(50.0, 0.5, 1.0, charge=-1), _cluster(2.0, 0.5, 0.99, ecal=False),
-                         _track(30.0, -0.5, -1.0), _cluster(30.0, -0.5, -1.01, ecal=True)])
+                         _track(30.0, -0.5, -1.0), _cluster(30.0, -0.5, -1.01, ecal=True),
+                         _track(30.0, 1.5, 2.0), _cluster(30.0 * np.cosh(1.5), 1.5, 1.99, ecal=True, width=0.03)])
     pred = predict(elements, CONFIG)
-    assert _classes(pred) == ["muon", "none", "electron", "none"]
+    assert _classes(pred) == ["muon", "none", "electron", "none", "charged_hadron", "none"]
     assert pred[0, 1] == -1.0
