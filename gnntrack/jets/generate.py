@@ -35,6 +35,7 @@ import numpy as np
 from gnntrack.errors import ConfigError
 from gnntrack.jets.towers import Particles, TowerDetector, pt_eta_phi, tower_response
 from gnntrack.jets.formats import concatenate_jets, take_jets
+from gnntrack.jets.preprocess import wrap_phi
 from gnntrack.jets.types import BACKGROUND, SIGNAL, JetArrays
 
 PROCESSES = {
@@ -63,6 +64,7 @@ class GenerationConfig:
     match_radius: float = 0.8
     max_constituents: int = MAX_CONSTITUENTS
     batch_events: int = 200  # events per nextBatch call (fewer when few jets remain)
+    give_up_events: int = 5000  # events without a single kept jet after which the cuts are hopeless
     towers: TowerDetector = TowerDetector()
 
     def validate(self) -> "GenerationConfig":
@@ -249,8 +251,7 @@ def delta_r(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Delta R = sqrt(d eta^2 + d phi^2) between four-vectors p and q [..., 4] (phi wrapped)."""
     _, eta_p, phi_p = pt_eta_phi(p)
     _, eta_q, phi_q = pt_eta_phi(q)
-    dphi = np.mod(phi_p - phi_q + np.pi, 2 * np.pi) - np.pi
-    return np.hypot(eta_p - eta_q, dphi)
+    return np.hypot(eta_p - eta_q, wrap_phi(phi_p - phi_q))
 
 
 def matched_tops(jet: np.ndarray, tops: tuple[np.ndarray, np.ndarray, np.ndarray], radius: float
@@ -343,6 +344,10 @@ def generate_share(config: GenerationConfig, n_jets: int, seeds: tuple[int, int]
         seen = tower_response(visible, rng, config.towers) if config.detector == "towers" else visible
         arrays, truth = select_jets(batch, seen, config)
         take = min(len(arrays), n_jets - have)
+        if have + take == 0 and events >= config.give_up_events:
+            raise ConfigError(
+                f"no {config.process} jet passed the cuts ({config.jet_pt_min:g} < pT < {config.jet_pt_max:g} GeV, "
+                f"|eta| < {config.jet_eta_max:g}) in {events} events: choose a pT-hat window around the jet pT range")
         parts.append((take_jets(arrays, slice(take)), truth.top[:take]))
         have += take
         report(take)

@@ -112,3 +112,9 @@ def test_generated_jets_pass_the_cuts(process, detector):
         assert not truth.top.any()
     again, _, _ = generate_share(config, 12, worker_seeds(1, process, 1)[0])
     np.testing.assert_array_equal(again.constituents, jets.constituents)  # same seeds, same process
+
+
+def test_a_pt_hat_window_that_gives_no_jets_is_a_config_error():
+    config = GenerationConfig(process="qcd", detector="truth", pt_hat_min=20.0, pt_hat_max=30.0, give_up_events=40)
+    with pytest.raises(ConfigError, match=r"no qcd jet passed the cuts .* in \d+ events: choose a pT-hat window"):
+        generate_share(config, 1, (1, 1))
