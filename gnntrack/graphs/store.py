@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import jraph
@@ -28,6 +26,7 @@ from gnntrack.graphs.report import merge_stats, summarize
 from gnntrack.graphs.types import HitGraph
 from gnntrack.io.atomic import atomic_path, write_json_atomic
 from gnntrack.io.trackml import list_event_prefixes, read_event
+from gnntrack.pool import map_jobs
 
 GRAPH_FORMAT = "gnntrack.hitgraph/1"
 SUMMARY_NAME = "summary.json"
@@ -191,27 +190,9 @@ def build_graph_dir(input_dir, out_dir, config=None, workers: int = 1, *, layer_
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = [(p, str(out_dir), config, layers, layer_pairs) for p in prefixes]
     start = time.perf_counter()
-    results = []
     bar = tqdm(total=len(jobs), desc="build graphs", unit="event", disable=not progress)
-    if workers > 1 and len(jobs) > 1:
-        # forkserver (not fork: the parent may have started JAX threads); the server imports the
-        # builder once and every worker forks from it.
-        ctx = get_context("forkserver")
-        ctx.set_forkserver_preload(["gnntrack.graphs.build", "gnntrack.io.trackml"])
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            try:
-                for res in pool.map(_build_one, jobs):
-                    results.append(res)
-                    bar.update()
-            except BaseException:
-                # stop at the first failure (a bad event, a full disk): leaving the block would
-                # otherwise wait for every queued event to be built (and fail) first
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
-    else:
-        for job in jobs:
-            results.append(_build_one(job))
-            bar.update()
+    results = map_jobs(_build_one, jobs, workers=workers, preload=["gnntrack.graphs.build", "gnntrack.io.trackml"],
+                       on_result=lambda _: bar.update())
     bar.close()
     seconds = time.perf_counter() - start
     files = [name for names, _ in results for name in names]
