@@ -8,7 +8,9 @@ Modules: config (graph config, per-pT pixel cuts), build (selection, O(N log N) 
 search with phi_slope / z0 / deta cuts, HitGraph assembly, construction statistics), layer_map
 (layer table, geometric and learned layer pairs), truth (path ordering, true segments), features,
 sections (n_phi x n_eta split with overlap), store (npz files, build_graph_dir, summary.json),
-report (efficiency / purity summaries), types (HitGraph), batching (padding to bucket ladders).
+report (efficiency / purity summaries), types (HitGraph), batching (padding to bucket ladders),
+metric_learning (edges between hits close in a learned embedding), filter (per-edge classifier
+that prunes a graph), mlp (their small MLPs and files), fit (their training, JAX + optax).
 
 Vocabulary: a *segment* is a pair of hits of one particle on consecutive layer groups along its
 path (see truth.py); *efficiency* = true segments present as edges / all true segments among the

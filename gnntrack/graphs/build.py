@@ -29,7 +29,9 @@ from gnntrack.graphs import features as feats
 from gnntrack.graphs import truth as truth_lib
 from gnntrack.graphs.cone import bend_slope, cone_edges, cone_layer_pairs
 from gnntrack.graphs.config import default_graph_config, validate_graph_config
+from gnntrack.graphs.filter import filter_edges, load_filter
 from gnntrack.graphs.layer_map import LayerTable, count_layer_pairs, default_layer_table, resolve_layer_pairs
+from gnntrack.graphs.metric_learning import check_embedding, metric_edges
 from gnntrack.graphs.sections import exact_sections, quantile_sections, split_sections
 from gnntrack.graphs.types import HitGraph
 
@@ -318,12 +320,23 @@ def prepare(config=None, detector=None, layer_pairs=None):
     layers = graph_layer_table(config, detector)
     if layer_pairs is None and config.get("method", "geometric") == "cone":
         layer_pairs = cone_layer_pairs(layers, layers.selection_mask(config.selection), config.cone.max_dz)
+    # a missing or unreadable trained stage stops here, before any event is read
+    if config.get("method", "geometric") == "metric":
+        check_embedding(config)
+    if "filter" in config and config.filter.path:
+        load_filter(config.filter.path)
     if layer_pairs is None:
         layer_pairs = resolve_layer_pairs(config, layers)
     layer_pairs = np.asarray(layer_pairs, np.int32).reshape(-1, 2)
     if len(layer_pairs) and (layer_pairs.min() < 0 or layer_pairs.max() >= len(layers)):
         raise ConfigError(f"layer_pairs index outside the detector's {len(layers)} layers")
     return config, layers, layer_pairs
+
+
+def find_graph_edges(nodes: Nodes, layer_pairs: np.ndarray, config) -> tuple[np.ndarray, np.ndarray]:
+    """senders, receivers int32 [E] from the edge search that config.method names."""
+    search = {"cone": cone_edges, "metric": metric_edges}.get(config.get("method", "geometric"), find_edges)
+    return search(nodes, layer_pairs, config)
 
 
 def build_event(event, config=None, layers: LayerTable | None = None, layer_pairs=None):
@@ -338,11 +351,16 @@ def build_event(event, config=None, layers: LayerTable | None = None, layer_pair
     nodes = select_nodes(event, config, layers)
     if config.max_nodes and len(nodes) > config.max_nodes:
         raise InputError(f"event {event.event_id}: {len(nodes)} nodes exceed max_nodes={config.max_nodes}")
-    search = cone_edges if config.get("method", "geometric") == "cone" else find_edges
-    senders, receivers = search(nodes, layer_pairs, config)
+    senders, receivers = find_graph_edges(nodes, layer_pairs, config)
     pairs = truth_lib.true_pairs(nodes.particle_id, nodes.layer, nodes.half, nodes.key)
     y = truth_lib.label_edges(senders, receivers, pairs, len(nodes), nodes.particle_id)
     stats = construction_stats(nodes, senders, receivers, y, pairs, has_truth=event.truth is not None)
+    if "filter" in config and config.filter.path:
+        keep = filter_edges(nodes, senders, receivers, config)
+        before = stats
+        senders, receivers, y = senders[keep], receivers[keep], y[keep]
+        stats = construction_stats(nodes, senders, receivers, y, pairs, has_truth=event.truth is not None)
+        stats["before_filter"] = {k: v for k, v in before.items() if k not in ("events", "has_truth")}
     if int(config.get("exact_sections", 0)) > 0:
         graphs = exact_section_graphs(nodes, senders, receivers, y, config, event.event_id)
     elif config.n_phi_sections * config.n_eta_sections == 1:

@@ -15,7 +15,8 @@ Keys (units: mm, rad, GeV):
   phi_slope_max: |dphi / dr| cut (rad/mm). z0_max: |z0| cut (mm) of the line through both hits at
     r = 0. deta_max: |deta| cut (0 = off).
   method: how edges are found: 'geometric' (layer pairs + phi window, the HEP.TrkX cuts below) or
-    'cone' (planar layers behind a dipole: gnntrack.graphs.cone; its cuts are the `cone` group).
+    'cone' (planar layers behind a dipole: gnntrack.graphs.cone; its cuts are the `cone` group)
+    or 'metric' (learned embedding: gnntrack.graphs.metric_learning; the `metric` group).
   detector: whose layer table reads the hits: 'trackml' (gnntrack.detector.geometry) or 'luxe'
     (gnntrack.detector.luxe).
   cone: magnet_z_min, magnet_z_max (mm): the dipole's extent; max_dz (mm): farthest plane pair;
@@ -36,6 +37,16 @@ Keys (units: mm, rad, GeV):
   max_nodes, max_edges: refuse (InputError) a graph larger than this (0 = no limit).
   chunk_size: candidate pairs examined at once; bounds the temporary memory of the search.
   compress: write graph files with np.savez_compressed (smaller, slower).
+  metric: for method 'metric' (pairs close in a learned embedding, see metric_learning; the
+    layer-pair and cut keys are then unused): embedding (file written by fit.fit_embedding, needed by method 'metric'), radius (in
+    embedding units) and k_max (nearest neighbours kept per hit) of the graph; the rest trains
+    the embedding: dim, hidden, n_layers, margin (hinge of the negatives), train_pt_min (GeV:
+    true segments of particles below it are not sampled as positives), steps, learning_rate,
+    batch_pairs (positive, random and hard negative pairs each per step), hard_k (neighbours
+    mined per query hit), mine_every (steps between minings), seed.
+  filter: path (file written by fit.fit_filter; '' = no filter) and threshold (edges scoring
+    below it are dropped) of the per-edge filter that prunes the graph (see filter.py); the rest
+    trains it: hidden, n_layers, steps, learning_rate, batch_edges, seed.
 """
 
 from __future__ import annotations
@@ -46,7 +57,7 @@ from gnntrack.errors import ConfigError
 from gnntrack.keys import check_known_keys
 
 SELECTIONS = ("pixel", "barrel", "barrel_pixel", "all")
-METHODS = ("geometric", "cone")
+METHODS = ("geometric", "cone", "metric")
 DETECTORS = ("trackml", "luxe")
 # Node features: r/1000 mm, phi/pi, z/1000 mm (HEP.TrkX), pseudorapidity, cell count, cell charge.
 NODE_FEATURES = ("r", "phi", "z", "eta", "cell_count", "cell_value")
@@ -88,7 +99,19 @@ def default_graph_config() -> ml_collections.ConfigDict:
     c.max_edges = 0
     c.chunk_size = 1_000_000
     c.compress = False
+    c.metric = ml_collections.ConfigDict(dict(
+        embedding="", radius=0.2, k_max=32, dim=8, hidden=64, n_layers=3, margin=0.2, train_pt_min=0.0, steps=2000,
+        learning_rate=2e-3, batch_pairs=2048, hard_k=8, mine_every=100, seed=0))
+    c.filter = ml_collections.ConfigDict(dict(
+        path="", threshold=0.5, hidden=64, n_layers=2, steps=1000, learning_rate=2e-3,
+        batch_edges=4096, seed=0))
     return c
+
+
+# Keys of the learned stages that must be > 0 (floats) or >= 1 (integers).
+_POSITIVE = {"metric": ("radius", "margin", "learning_rate"), "filter": ("learning_rate",)}
+_AT_LEAST_ONE = {"metric": ("k_max", "dim", "hidden", "n_layers", "steps", "batch_pairs", "hard_k", "mine_every"),
+                 "filter": ("hidden", "n_layers", "steps", "batch_edges")}
 
 
 def cone_defaults() -> ml_collections.ConfigDict:
@@ -156,6 +179,20 @@ def validate_graph_config(config: ml_collections.ConfigDict, where: str = "graph
             raise ConfigError(f"{where}.features.{group} must name at least one feature")
     if not isinstance(get("layer_pairs"), str) or not get("layer_pairs"):
         raise ConfigError(f"{where}.layer_pairs must be 'geometric' or a layer-map JSON path")
+    _validate_stages(get, where)
+
+
+def _validate_stages(get, where: str) -> None:
+    for group, keys in _POSITIVE.items():
+        for key in keys:
+            if not float(get(group).get(key, 1.0)) > 0:
+                raise ConfigError(f"{where}.{group}.{key} must be > 0, got {get(group)[key]!r}")
+    for group, keys in _AT_LEAST_ONE.items():
+        for key in keys:
+            if int(get(group).get(key, 1)) < 1:
+                raise ConfigError(f"{where}.{group}.{key} must be >= 1, got {get(group)[key]!r}")
+    if not 0.0 <= float(get("filter").get("threshold", 0.5)) <= 1.0:
+        raise ConfigError(f"{where}.filter.threshold must be in [0, 1], got {get('filter')['threshold']!r}")
 
 
 # Per-pT cuts (phi_slope_max rad/mm, z0_max mm) for full-pixel graphs, tuned on 3 simulated

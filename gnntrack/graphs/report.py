@@ -56,6 +56,25 @@ def summarize(total: dict, seconds: float | None = None, n_graphs: int | None = 
             b: {"efficiency": _ratio(c["found_segments"], c["true_segments"]),
                 "mean_true_segments": c["true_segments"] / events}
             for b, c in total.get("by_pt_bin", {}).items()}
+    if truth and "before_filter" in total:
+        out["filter"] = filter_summary(total, events)
+    return out
+
+
+def filter_summary(total: dict, events: int) -> dict:
+    """What the edge filter did (counts summed over events, see build.build_event):
+    reduction = edges before / edges kept; kept_efficiency = true segments still found / found
+    before the filter; efficiency_before: the construction's efficiency; the same per pT threshold."""
+    before = total["before_filter"]
+
+    def one(b: dict, a: dict) -> dict:
+        return {"edges_before": b["edges"] / events, "reduction": _ratio(b["edges"], a["edges"]),
+                "efficiency_before": _ratio(b["found_segments"], b["true_segments"]),
+                "kept_efficiency": _ratio(a["found_segments"], b["found_segments"]),
+                "purity_before": _ratio(b["true_edges"], b["edges"])}
+
+    out = one(before, total)
+    out["by_pt_min"] = {t: one(b, total["by_pt_min"][t]) for t, b in before.get("by_pt_min", {}).items()}
     return out
 
 
