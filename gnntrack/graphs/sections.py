@@ -98,9 +98,17 @@ def exact_sections(home: np.ndarray, n_sections: int, senders: np.ndarray, recei
         seeds[senders[core_edge]] = True
         seeds[receivers[core_edge]] = True
         member = expand_hops(seeds, senders, receivers, n_hops) | (isolated & (home == k))
-        idx = np.flatnonzero(member)
-        new_id = np.full(n, -1, np.int64)
-        new_id[idx] = np.arange(idx.size)
-        edge_idx = np.flatnonzero(member[senders] & member[receivers])
-        yield (idx, new_id[senders[edge_idx]].astype(np.int32), new_id[receivers[edge_idx]].astype(np.int32),
-               edge_idx, core_edge[edge_idx])
+        idx, s, r, edge_idx = induced_subgraph(member, senders, receivers)
+        yield idx, s, r, edge_idx, core_edge[edge_idx]
+
+
+def induced_subgraph(member: np.ndarray, senders: np.ndarray, receivers: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The subgraph on the nodes `member` (bool [N]) with every edge between two of them: node
+    index [n], senders and receivers [e] renumbered into it (int32), edge index [e]."""
+    idx = np.flatnonzero(member)
+    new_id = np.full(len(member), -1, np.int64)
+    new_id[idx] = np.arange(idx.size)
+    edge_idx = np.flatnonzero(member[senders] & member[receivers])
+    return (idx, new_id[senders[edge_idx]].astype(np.int32), new_id[receivers[edge_idx]].astype(np.int32),
+            edge_idx)
