@@ -52,15 +52,16 @@ def edge_scores(params, nodes, senders: np.ndarray, receivers: np.ndarray) -> np
 def filter_edges(nodes, senders: np.ndarray, receivers: np.ndarray, config) -> np.ndarray:
     """bool [E]: edges the config's filter keeps (score >= filter.threshold)."""
     params, meta = load_filter(config.filter.path)
-    if tuple(meta["inputs"]) != hit_input_names(nodes):
-        raise InputError(f"filter {config.filter.path} was trained on hit inputs {meta['inputs']}, these hits "
-                         f"give {list(hit_input_names(nodes))}: use the same graph.features.node as in training")
+    if tuple(meta["inputs"]) != hit_input_names(config):
+        raise InputError(f"filter {config.filter.path} was trained on hit inputs {meta['inputs']}, this config "
+                         f"gives {list(hit_input_names(config))}: use the same graph.features.node as in training")
     return edge_scores(params, nodes, senders, receivers) >= float(config.filter.threshold)
 
 
-def save_filter(path, params, inputs, config) -> Path:
-    """Writes a trained filter with its hit-input names and graph config, atomically."""
-    return save_mlp(path, params, {"kind": KIND, "inputs": list(inputs), "graph_config": config_to_dict(config)})
+def save_filter(path, params, config) -> Path:
+    """Writes a filter trained with graph config `config`, with its hit-input names, atomically."""
+    return save_mlp(path, params, {"kind": KIND, "inputs": list(hit_input_names(config)),
+                                   "graph_config": config_to_dict(config)})
 
 
 def load_filter(path) -> tuple[list, dict]:

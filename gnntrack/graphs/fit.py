@@ -2,7 +2,7 @@
 pairs) and the edge filter (on the edges of a constructed graph).
 
     params = fit_embedding(train_events, config)                 # config: a graph config
-    save_embedding("embedding.npz", params, hit_input_names(nodes), config)
+    save_embedding("embedding.npz", params, config)
     config.method = "metric"; config.metric.embedding = "embedding.npz"
     params = fit_filter(train_events, config)
     save_filter("filter.npz", params, config)

@@ -38,9 +38,11 @@ CELL_INPUTS = ("cell_count", "cell_value")
 ETA_SCALE = 3.0
 
 
-def hit_input_names(nodes) -> tuple[str, ...]:
-    """Names of the columns `hit_inputs` gives for these nodes."""
-    return POSITION_INPUTS + (CELL_INPUTS if nodes.cells is not None else ())
+def hit_input_names(config) -> tuple[str, ...]:
+    """Names of the columns `hit_inputs` gives for the nodes a graph config selects (cell inputs
+    when its node features use the cells table)."""
+    uses_cells = any(n.startswith("cell_") for n in config.features.node)
+    return POSITION_INPUTS + (CELL_INPUTS if uses_cells else ())
 
 
 def hit_inputs(nodes) -> np.ndarray:
@@ -89,9 +91,10 @@ def radius_edges(emb: np.ndarray, layer: np.ndarray, dist0: np.ndarray, radius: 
     return (np.where(outward, lo, hi).astype(np.int32), np.where(outward, hi, lo).astype(np.int32))
 
 
-def save_embedding(path, params, inputs, config) -> Path:
-    """Writes a trained embedding with its input names and graph config, atomically."""
-    return save_mlp(path, params, {"kind": KIND, "inputs": list(inputs), "graph_config": config_to_dict(config)})
+def save_embedding(path, params, config) -> Path:
+    """Writes an embedding trained with graph config `config`, with its input names, atomically."""
+    return save_mlp(path, params, {"kind": KIND, "inputs": list(hit_input_names(config)),
+                                   "graph_config": config_to_dict(config)})
 
 
 def load_embedding(path) -> tuple[list, dict]:
@@ -113,7 +116,7 @@ def metric_edges(nodes, layer_pairs, config) -> tuple[np.ndarray, np.ndarray]:
     """The metric-learning graph's edges (see the module docstring): senders, receivers int32 [E].
     `layer_pairs` is unused (the signature of the builder's other edge searches)."""
     params, meta = check_embedding(config)
-    names = hit_input_names(nodes)
+    names = hit_input_names(config)
     if tuple(meta["inputs"]) != names:
         raise InputError(f"embedding {config.metric.embedding} was trained on inputs {meta['inputs']}, "
                          f"these hits give {list(names)}: cell inputs need the cells table in both "

@@ -8,7 +8,7 @@ from gnntrack.errors import InputError
 from gnntrack.graphs.build import build_event, find_graph_edges, prepare, select_nodes
 from gnntrack.graphs.filter import PHI_SLOPE_CLIP, edge_inputs, edge_scores, load_filter, save_filter
 from gnntrack.graphs.fit import fit_filter
-from gnntrack.graphs.metric_learning import hit_input_names, hit_inputs
+from gnntrack.graphs.metric_learning import hit_inputs
 from gnntrack.graphs.report import merge_stats, summarize
 
 
@@ -20,9 +20,7 @@ def filtered(trained, tmp_path_factory):  # noqa: F811
     f = config.filter
     f.hidden, f.n_layers, f.steps, f.batch_edges, f.learning_rate = 32, 2, 300, 256, 5e-3
     params = fit_filter(tiny_events([1, 2, 3]), config, progress=False)
-    nodes = select_nodes(event, *prepare(config)[:2])
-    config.filter.path = str(save_filter(tmp_path_factory.mktemp("filter") / "filter.npz", params,
-                                         hit_input_names(nodes), config))
+    config.filter.path = str(save_filter(tmp_path_factory.mktemp("filter") / "filter.npz", params, config))
     return config, event
 
 

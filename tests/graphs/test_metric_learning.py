@@ -38,7 +38,7 @@ def trained(tmp_path_factory):
     config = tiny_config()
     params = fit_embedding(tiny_events([1, 2, 3]), config, progress=False)
     path = tmp_path_factory.mktemp("metric") / "embedding.npz"
-    save_embedding(path, params, hit_input_names(select_nodes(tiny_events([4])[0], *prepare(config)[:2])), config)
+    save_embedding(path, params, config)
     config.method = "metric"
     config.metric.embedding = str(path)
     return config, tiny_events([9])[0]
@@ -96,6 +96,7 @@ def test_trained_embedding_builds_an_efficient_graph(trained):
     # training pulls true segments together relative to other particles' hit pairs: the untrained
     # (smooth, near-linear) map already keeps near hits near, the trained one at least 1.5x more so
     params, _ = load_embedding(config.metric.embedding)
+    assert [w.shape[0] for w, _ in params][0] == len(hit_input_names(config))
     untrained = init_mlp(np.random.default_rng(0), [w.shape[0] for w, _ in params] + [params[-1][0].shape[1]])
     true_pairs = truth_lib.true_pairs(nodes.particle_id, nodes.layer, nodes.half, nodes.key)
     a, b = np.random.default_rng(0).integers(len(nodes), size=(2, 2000))
