@@ -40,8 +40,10 @@ Keys (units: mm, rad, GeV):
   metric: for method 'metric' (pairs close in a learned embedding, see metric_learning; the
     layer-pair and cut keys are then unused): embedding (file written by fit.fit_embedding, needed by method 'metric'), radius (in
     embedding units) and k_max (nearest neighbours kept per hit) of the graph; the rest trains
-    the embedding: dim, hidden, n_layers, margin (hinge of the negatives), train_pt_min (GeV:
-    true segments of particles below it are not sampled as positives), steps, learning_rate,
+    the embedding: dim, hidden, n_layers, margin (hinge of the negatives), positives ('segments':
+    true segments are the positive pairs, other pairs of one particle are left alone; 'particle':
+    any two hits of one particle), train_pt_min (GeV: particles below it give no positive pairs),
+    steps, learning_rate,
     batch_pairs (positive, random and hard negative pairs each per step), hard_k (neighbours
     mined per query hit), mine_every (steps between minings), seed.
   filter: path (file written by fit.fit_filter; '' = no filter) and threshold (edges scoring
@@ -58,6 +60,7 @@ from gnntrack.keys import check_known_keys
 
 SELECTIONS = ("pixel", "barrel", "barrel_pixel", "all")
 METHODS = ("geometric", "cone", "metric")
+POSITIVES = ("segments", "particle")
 DETECTORS = ("trackml", "luxe")
 # Node features: r/1000 mm, phi/pi, z/1000 mm (HEP.TrkX), pseudorapidity, cell count, cell charge.
 NODE_FEATURES = ("r", "phi", "z", "eta", "cell_count", "cell_value")
@@ -100,8 +103,8 @@ def default_graph_config() -> ml_collections.ConfigDict:
     c.chunk_size = 1_000_000
     c.compress = False
     c.metric = ml_collections.ConfigDict(dict(
-        embedding="", radius=0.2, k_max=32, dim=8, hidden=64, n_layers=3, margin=0.2, train_pt_min=0.0, steps=2000,
-        learning_rate=2e-3, batch_pairs=2048, hard_k=8, mine_every=100, seed=0))
+        embedding="", radius=0.2, k_max=32, dim=8, hidden=64, n_layers=3, margin=0.2, positives="segments",
+        train_pt_min=0.0, steps=2000, learning_rate=2e-3, batch_pairs=2048, hard_k=8, mine_every=100, seed=0))
     c.filter = ml_collections.ConfigDict(dict(
         path="", threshold=0.5, hidden=64, n_layers=2, steps=1000, learning_rate=2e-3,
         batch_edges=4096, seed=0))
@@ -191,6 +194,9 @@ def _validate_stages(get, where: str) -> None:
         for key in keys:
             if int(get(group).get(key, 1)) < 1:
                 raise ConfigError(f"{where}.{group}.{key} must be >= 1, got {get(group)[key]!r}")
+    if get("metric").get("positives", "segments") not in POSITIVES:
+        raise ConfigError(f"{where}.metric.positives must be one of {', '.join(POSITIVES)}, "
+                          f"got {get('metric')['positives']!r}")
     if not 0.0 <= float(get("filter").get("threshold", 0.5)) <= 1.0:
         raise ConfigError(f"{where}.filter.threshold must be in [0, 1], got {get('filter')['threshold']!r}")
 

@@ -34,12 +34,14 @@ from gnntrack.graphs.mlp import apply_mlp, init_mlp
 @dataclasses.dataclass
 class _PairEvent:
     """One training event for the embedding: x float32 [N, F] hit inputs, pairs int64 [T, 2]
-    true segments, positives [P, 2] those sampled as positive pairs, particle_id int64 [N]."""
+    true segments, positives [P, 2] those sampled as positive pairs, particle_id int64 [N];
+    whole_particle: any two hits of one particle form a positive pair (else true segments only)."""
 
     x: np.ndarray
     pairs: np.ndarray
     positives: np.ndarray
     particle_id: np.ndarray
+    whole_particle: bool = False
 
 
 def _truth_nodes(event, config, layers):
@@ -78,19 +80,38 @@ def _pair_labels(data: _PairEvent, a: np.ndarray, b: np.ndarray) -> tuple[np.nda
     """(label, weight) float32 [B] of hit pairs: 1 for a true segment; 0 for hits of different
     particles or noise; weight 0 for two non-consecutive hits of one particle (neither pulled
     together nor pushed apart: the graph does not need them, but they are not wrong either)."""
-    n = len(data.x)
-    y = truth_lib.label_edges(a, b, data.pairs, n, data.particle_id)
     pid = data.particle_id
     other = (pid[a] != pid[b]) | (pid[a] <= 0)
+    if data.whole_particle:
+        return (~other).astype(np.float32), np.ones(len(a), np.float32)
+    y = truth_lib.label_edges(a, b, data.pairs, len(data.x), pid)
     return y.astype(np.float32), (y | other).astype(np.float32)
+
+
+def particle_pairs(particle_id: np.ndarray, eligible: np.ndarray) -> np.ndarray:
+    """int64 [P, 2]: every pair of hits (i < j in a particle's run) of one particle, over the
+    hits with `eligible` [N] true and particle_id > 0."""
+    hits = np.flatnonzero(eligible & (particle_id > 0))
+    order = hits[np.argsort(particle_id[hits], kind="stable")]
+    pid = particle_id[order]
+    start = np.flatnonzero(np.r_[True, pid[1:] != pid[:-1]])
+    length = np.diff(np.r_[start, pid.size])
+    out = [np.zeros((0, 2), np.int64)]
+    for n in np.unique(length[length > 1]):
+        i, j = np.triu_indices(n, 1)
+        s = start[length == n][:, None]
+        out.append(np.stack([order[s + i].ravel(), order[s + j].ravel()], axis=1))
+    return np.concatenate(out)
 
 
 def fit_embedding(events, config, *, progress: bool = True, detector=None) -> list:
     """Trains the hit embedding of the metric-learning graph.
 
-    Each step takes one event (round robin) and `metric.batch_pairs` pairs of each kind: true
-    segments of particles with pT >= `metric.train_pt_min` (pulled together: loss d^2), random hit pairs, and hard negatives (pushed apart
-    to `metric.margin`: loss max(0, margin - d)^2). Hard negatives are the `metric.hard_k`
+    Each step takes one event (round robin) and `metric.batch_pairs` pairs of each kind:
+    positives of particles with pT >= `metric.train_pt_min` (true segments, or with
+    metric.positives = 'particle' any two hits of one particle; pulled together: loss d^2),
+    random hit pairs, and hard negatives (pushed apart to `metric.margin`: loss
+    max(0, margin - d)^2). Hard negatives are the `metric.hard_k`
     nearest neighbours, in the current embedding, of batch_pairs random hits of each event,
     mined again every `metric.mine_every` steps.
 
@@ -101,14 +122,18 @@ def fit_embedding(events, config, *, progress: bool = True, detector=None) -> li
     Returns:
       params: list of (W, b) numpy arrays, inputs hit_inputs -> metric.dim.
     """
-    config, layers, _ = prepare(_as_geometric(config), detector, np.zeros((0, 2), np.int32))
+    config, layers, _ = prepare(_without_filter(config, "geometric"), detector, np.zeros((0, 2), np.int32))
     m = config.metric
     data = []
     for event in events:
         nodes, pairs = _truth_nodes(event, config, layers)
-        positives = pairs[nodes.pt[pairs[:, 0]] >= float(m.train_pt_min)]
+        whole = m.positives == "particle"
+        if whole:
+            positives = particle_pairs(nodes.particle_id, nodes.pt >= float(m.train_pt_min))
+        else:
+            positives = pairs[nodes.pt[pairs[:, 0]] >= float(m.train_pt_min)]
         if len(positives):
-            data.append(_PairEvent(hit_inputs(nodes), pairs, positives, nodes.particle_id))
+            data.append(_PairEvent(hit_inputs(nodes), pairs, positives, nodes.particle_id, whole))
     if not data:
         raise InputError("fit_embedding: no true segment in the training events (too few hits selected?)")
     rng = np.random.default_rng(int(m.seed))
@@ -152,10 +177,13 @@ def fit_embedding(events, config, *, progress: bool = True, detector=None) -> li
                       progress, on_step=mine)
 
 
-def _as_geometric(config):
-    """The config with method 'geometric': training selects hits only and needs no trained stage."""
+def _without_filter(config, method=None):
+    """A copy of the config without the filter (the stages train before it exists) and, given
+    `method`, with that edge search (the embedding trains on hits alone: method 'geometric')."""
     config = config.copy_and_resolve_references()
-    config.method = "geometric"
+    config.filter.path = ""
+    if method is not None:
+        config.method = method
     return config
 
 
@@ -169,7 +197,7 @@ def fit_filter(events, config, *, progress: bool = True, detector=None, fakes_pe
     Returns:
       params: list of (W, b) numpy arrays, filter.edge_inputs -> 1 logit.
     """
-    config, layers, layer_pairs = prepare(config, detector)
+    config, layers, layer_pairs = prepare(_without_filter(config), detector)
     f = config.filter
     rng = np.random.default_rng(int(f.seed))
     true_x, fake_x = [], []

@@ -19,8 +19,10 @@ def filtered(trained, tmp_path_factory):  # noqa: F811
     config = config.copy_and_resolve_references()
     f = config.filter
     f.hidden, f.n_layers, f.steps, f.batch_edges, f.learning_rate = 32, 2, 300, 256, 5e-3
+    # the config names the filter file before it exists: training must not try to read it
+    config.filter.path = str(tmp_path_factory.mktemp("filter") / "filter.npz")
     params = fit_filter(tiny_events([1, 2, 3]), config, progress=False)
-    config.filter.path = str(save_filter(tmp_path_factory.mktemp("filter") / "filter.npz", params, config))
+    save_filter(config.filter.path, params, config)
     return config, event
 
 

@@ -11,7 +11,7 @@ from gnntrack.errors import ConfigError, InputError
 from gnntrack.graphs import truth as truth_lib
 from gnntrack.graphs.build import build_event, prepare, select_nodes
 from gnntrack.graphs.config import default_graph_config
-from gnntrack.graphs.fit import fit_embedding
+from gnntrack.graphs.fit import fit_embedding, particle_pairs
 from gnntrack.graphs.metric_learning import (embed, hit_input_names, hit_inputs, load_embedding, radius_edges,
                                              save_embedding)
 from gnntrack.graphs.mlp import apply_mlp, init_mlp
@@ -144,7 +144,8 @@ def test_config_errors(tmp_path):
     with pytest.raises(InputError, match="bad.npz"):
         prepare(config)
     for key, value, match in (("method", "metrics", "graph.method"), ("metric.k_max", 0, "graph.metric.k_max"),
-                              ("metric.radius", 0.0, "graph.metric.radius")):
+                              ("metric.radius", 0.0, "graph.metric.radius"),
+                              ("metric.positives", "tracks", "graph.metric.positives")):
         bad = tiny_config()
         group, _, leaf = key.rpartition(".")
         (bad[group] if group else bad)[leaf] = value
@@ -157,3 +158,20 @@ def test_fit_needs_truth():
     event.truth = None
     with pytest.raises(InputError, match="no truth"):
         fit_embedding([event], tiny_config(), progress=False)
+
+
+def test_particle_pairs_are_all_pairs_of_each_particle():
+    pid = np.array([3, 0, 3, 5, 3, 5, 7, 7, 7, 7, -1])
+    eligible = np.ones(pid.size, bool)
+    eligible[9] = False
+    got = {tuple(p) for p in particle_pairs(pid, eligible)}
+    assert got == {(0, 2), (0, 4), (2, 4), (3, 5), (6, 7), (6, 8), (7, 8)}  # no noise, unknown, ineligible
+    assert particle_pairs(np.zeros(4, np.int64), np.ones(4, bool)).shape == (0, 2)
+
+
+def test_whole_particle_positives_train():
+    config = tiny_config()
+    config.metric.positives = "particle"
+    config.metric.steps = 100
+    params = fit_embedding(tiny_events([1]), config, progress=False)
+    assert params[-1][0].shape[1] == config.metric.dim and all(np.isfinite(w).all() for w, _ in params)
