@@ -158,6 +158,10 @@ def validate_graph_config(config: ml_collections.ConfigDict, where: str = "graph
     if get("method") == "cone" and get("detector") != "luxe":
         raise ConfigError(f"{where}.method='cone' works on planar layers behind a dipole: "
                           f"set {where}.detector='luxe'")
+    if get("method") == "geometric" and get("detector") == "luxe":
+        raise ConfigError(f"{where}.method='geometric' finds no edges on {where}.detector='luxe' (its "
+                          "lines start on the beam line and miss the staves behind the magnet): "
+                          f"set {where}.method='cone'")
     if int(get("exact_sections")) < 0 or int(get("section_hops")) < 0:
         raise ConfigError(f"{where}.exact_sections and {where}.section_hops must be >= 0")
     if int(get("exact_sections")) > 0 and get("method") != "cone":

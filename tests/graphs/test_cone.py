@@ -88,6 +88,10 @@ def test_config_choices_are_checked():
     with pytest.raises(ConfigError, match="graph.method='cone' .* set graph.detector='luxe'"):
         validate_graph_config(c)
     c = luxe_graph_config()
+    c.method = "geometric"          # lines from the beam line never meet the LUXE staves
+    with pytest.raises(ConfigError, match="graph.method='geometric' finds no edges on graph.detector='luxe'"):
+        validate_graph_config(c)
+    c = luxe_graph_config()
     c.method = "cones"
     with pytest.raises(ConfigError, match="graph.method must be one of geometric, cone"):
         validate_graph_config(c)
