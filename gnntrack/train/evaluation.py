@@ -49,7 +49,8 @@ def predict_edge_scores(score_fn: ScoreFn, graphs: Sequence[HitGraph], batching:
       batches: the eval batches of `graphs`, built once by the caller (every graph once, from
         `batch_iterator(..., shuffle=False, drop_remainder=False)`); None builds them.
     Returns:
-      (scores: list of float32 [E_i] per graph in input order, mean loss per real edge or nan).
+      (scores: list of float32 [E_i] per graph in input order (every edge, halo edges of exact
+      sections included), mean loss per counted edge (`edge_mask`) or nan).
     """
     from gnntrack.graphs.batching import batch_iterator, make_ladder, split_edge_values
 
@@ -67,7 +68,7 @@ def predict_edge_scores(score_fn: ScoreFn, graphs: Sequence[HitGraph], batching:
         scores.update(split_edge_values(batch, np.asarray(probs)))
         if batch_loss is not None:
             loss_sum += float(np.sum(batch_loss))
-            n_edges += int(batch.n_real_edges.sum())
+            n_edges += int(np.sum(batch.edge_mask))  # the edges the loss counts
     out = [np.asarray(scores[i], dtype=np.float32) for i in range(len(graphs))]
     return out, (loss_sum / n_edges if n_edges else float("nan"))
 
@@ -135,15 +136,18 @@ def evaluate_graphs(eval_fn: Callable[[Any], dict], graphs: Sequence[HitGraph],
 
 def edge_summary(scores: Sequence[np.ndarray], graphs: Sequence[HitGraph], *, thresholds=(0.5,),
                  prefix: str = "val_", loss: float | None = None) -> dict[str, Any]:
-    """Flat metrics over all real edges of `graphs`.
+    """Flat metrics over all real edges of `graphs` that count (`HitGraph.edge_mask`: an exact
+    section's halo edges are scored but belong to another section's metrics).
 
     Returns keys `<prefix>accuracy|precision|recall|f1|auc` at threshold 0.5, `<prefix>loss`
     (when given), `n_<prefix>edges`, `n_<prefix>true` (counts named so that plots of
     `val_*` series skip them), and `<prefix>thresholds`: {"0.3": {...}, ...}
     with the metrics at every configured threshold (0.5 always included).
     """
-    all_scores = np.concatenate([np.asarray(s, np.float64) for s in scores]) if scores else np.zeros(0)
-    labels = np.concatenate([np.asarray(g.y) for g in graphs]) if graphs else np.zeros(0)
+    counted = [slice(None) if g.edge_mask is None else np.asarray(g.edge_mask, bool) for g in graphs]
+    all_scores = (np.concatenate([np.asarray(s, np.float64)[m] for s, m in zip(scores, counted)]) if scores
+                  else np.zeros(0))
+    labels = np.concatenate([np.asarray(g.y)[m] for g, m in zip(graphs, counted)]) if graphs else np.zeros(0)
     at_half = edge_metrics(all_scores, labels, 0.5)
     out: dict[str, Any] = {}
     if loss is not None:
