@@ -10,3 +10,4 @@ __all__ = ["GraphNet", "SegmentClassifier", "InteractionNetwork", "build_model",
            "register_message", "register_model"]
 from gnntrack.nn import zoo  # noqa: E402,F401 -- registers the example models ("edgeconv")
 from gnntrack.nn import mlpf  # noqa: E402,F401 -- registers the particle-flow model ("mlpf")
+from gnntrack.nn import particlenet, students  # noqa: E402,F401 -- the jet taggers (particlenet, jet_fc, ...)
