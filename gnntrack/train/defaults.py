@@ -36,6 +36,10 @@ data keys:
   cache_dir: where simulated events and built graphs are cached ('' = `<workdir>/data`);
     entries are keyed by a hash of everything that determines them and reused when present.
   workers: processes for graph building.
+  particle_fraction: 0 = train on whole graphs; f in (0, 1] = particle sampling
+    (gnntrack.graphs.sampling): each epoch every training graph is thinned to a new random
+    fraction f of its particles, all hits of each, and f of its noise hits, drawn from
+    (seed, epoch), so a resumed run sees the same samples. Validation and test use whole graphs.
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ def default_data_config() -> ml_collections.ConfigDict:
 
     return ml_collections.ConfigDict(dict(
         source="simulate", input_dir="", n_train=16, n_val=4, n_test=4, seed=1,
-        simulation=default_simulation_config(), cache_dir="", workers=1))
+        simulation=default_simulation_config(), cache_dir="", workers=1, particle_fraction=0.0))
 
 
 def default_train_config() -> ml_collections.ConfigDict:
@@ -151,6 +155,12 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"config key 'data.n_train' must be >= 1, got {data.n_train}")
     if data.n_val < 0:
         raise ConfigError(f"config key 'data.n_val' must be >= 0, got {data.n_val}")
+    if not 0.0 <= float(data.particle_fraction) <= 1.0:
+        raise ConfigError(f"config key 'data.particle_fraction' must lie in [0, 1] (0 = whole graphs), "
+                          f"got {data.particle_fraction}")
+    if float(data.particle_fraction) and (data.source not in TRACKING_SOURCES or data.source == "sign_graphs"):
+        raise ConfigError(f"config key 'data.particle_fraction' samples the particles of tracking events; "
+                          f"data.source {data.source!r} has none (set it to 0)")
     if train.steps < 0 or train.epochs < 0 or (train.steps == 0 and train.epochs == 0):
         raise ConfigError("set config key 'train.steps' (> 0) or 'train.epochs' (> 0)")
     for key in ("log_every", "eval_every", "checkpoint_every"):

@@ -46,6 +46,7 @@ import numpy as np
 
 from gnntrack.config import CONFIG_FILE_NAME, config_to_dict, save_config
 from gnntrack.errors import ConfigError, GnnTrackError
+from gnntrack.graphs.sampling import particle_sample_epoch
 from gnntrack.io.atomic import atomic_path, write_json_atomic
 from gnntrack.io.lock import hold_directory
 from gnntrack.train.checkpoint import CHECKPOINT_DIR_NAME, CheckpointMismatch, Checkpointer, Restored
@@ -82,6 +83,15 @@ def config_differences(old: dict, new: dict, ignore=RESUME_MUTABLE_KEYS) -> list
 
 def total_train_steps(train_config: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
     return int(train_config.steps) if train_config.steps else int(train_config.epochs) * steps_per_epoch
+
+
+def sampled_sizes(epoch_graphs: Callable[[int], list], n_epochs: int) -> tuple[np.ndarray, np.ndarray]:
+    """(nodes, edges) int64 [n_epochs * G]: the graph sizes of the first `n_epochs` epochs' samples,
+    pooled, to fit a bucket ladder to sampled graphs (one epoch's graphs are held at a time)."""
+    from gnntrack.graphs.batching import graph_sizes
+
+    sizes = [graph_sizes(epoch_graphs(e)) for e in range(max(n_epochs, 1))]
+    return tuple(np.concatenate(a) for a in zip(*sizes))
 
 
 def _finite(x: float) -> bool:
@@ -309,14 +319,25 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, root: Path, workdir: 
         raise ConfigError(f"{len(train_graphs)} training graphs give no full step of "
                           f"batching.graphs_per_step={batching.graphs_per_step}; lower it or add events")
     total = total_train_steps(tc, per_epoch)
-    loss_cfg = resolve_loss_config(config.loss, (g.y for g in train_graphs))
+    seed = int(config.seed)
+    fraction = float(config.data.particle_fraction)
+
+    def epoch_graphs(epoch: int):
+        # particle sampling: each epoch trains on a new draw, a pure function of (seed, epoch)
+        return particle_sample_epoch(train_graphs, fraction, seed, epoch) if fraction else train_graphs
+
+    first_graphs = epoch_graphs(0)
+    # 'auto' class weights follow what the loss sees: with sampling, the (purer) sampled graphs
+    loss_cfg = resolve_loss_config(config.loss, (g.y for g in first_graphs))
     model = build_model(model_config_for(task, config.model))
     tx, lr_fn = make_optimizer(config.optimizer, global_batch_size=int(batching.graphs_per_step),
                                total_steps=total)
-    seed = int(config.seed)
 
-    ladder = make_ladder(train_graphs, batching, n_dev, seed=seed)
-    example = next(batch_iterator(train_graphs, batching, n_dev, ladder=ladder, seed=seed, epoch=0))
+    # a ladder fitted to full graphs would pad every sample to full size: fit it to the samples
+    # of the first ladder_sample_epochs epochs (a larger later sample adds a rung, logged)
+    ladder = make_ladder(sampled_sizes(epoch_graphs, int(batching.ladder_sample_epochs)) if fraction
+                         else train_graphs, batching, n_dev, seed=seed)
+    example = next(batch_iterator(first_graphs, batching, n_dev, ladder=ladder, seed=seed, epoch=0))
     # one jit-compiled init instead of op-by-op dispatch (seconds on a CPU)
     host_state = _host_tree(jax.jit(lambda g: init_train_state(model, tx, g, seed=seed))(
         device_slice(example.graph)))
@@ -348,7 +369,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, root: Path, workdir: 
     p_train = dp.train_step(make_train_step(model, tx, loss_cfg, dp.axis_name, lr_fn=lr_fn, task=step_task))
     if batching.precompile and start_step < total:
         # every rung compiled now, on a throwaway copy of the state (the step donates it)
-        for warm in warmup_batches(train_graphs, batching, n_dev, ladder):
+        for warm in warmup_batches(first_graphs, batching, n_dev, ladder):
             jax.block_until_ready(p_train(dp.put_state(host_state), warm))
     state = dp.put_state(host_state)
     del host_state
@@ -441,7 +462,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, root: Path, workdir: 
         hooks.append(ProfileHook(*tc.profile_steps, logdir=workdir / "profile"))
 
     def epoch_batches(epoch: int, position: int):
-        return batch_iterator(train_graphs, batching, n_dev, ladder=ladder, seed=seed, epoch=epoch,
+        return batch_iterator(epoch_graphs(epoch), batching, n_dev, ladder=ladder, seed=seed, epoch=epoch,
                               start_step=position)
 
     train_t0 = time.perf_counter()
