@@ -24,6 +24,7 @@ import ml_collections
 from gnntrack.errors import ConfigError
 from gnntrack.keys import check_known_keys
 from gnntrack.tasks.edge import EdgeTask, edge_task_config
+from gnntrack.tasks.jets import JetTask, jet_task_config
 from gnntrack.tasks.labels import LabelTask, graph_task_config, node_task_config
 from gnntrack.tasks.pflow import PflowTask, pflow_task_config
 
@@ -32,6 +33,7 @@ _TASKS: dict[str, tuple[Callable, Callable[[], ml_collections.ConfigDict]]] = {
     "node": (LabelTask.from_config, node_task_config),
     "graph": (LabelTask.from_config, graph_task_config),
     "pflow": (PflowTask.from_config, pflow_task_config),
+    "jet": (JetTask.from_config, jet_task_config),
 }
 
 

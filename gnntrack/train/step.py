@@ -62,7 +62,8 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_cfg: ml_collec
       loss_cfg: a resolved loss config (`resolve_loss_config`; weighting 'manual').
       axis_name: the device axis name used by the parallel wrapper.
       lr_fn: train step -> learning rate (from `make_optimizer`), reported as metrics['lr'].
-      task: a `gnntrack.tasks` task (count(batch), loss_sum(outputs, batch)); None = edges with
+      task: a `gnntrack.tasks` task (count(batch), loss_sum(outputs, batch), optionally
+        train_loss_sum(outputs, batch, step) for a loss that changes with the step); None = edges with
         `loss_cfg`'s weighted BCE. The metrics' edge counts are then the task's real items.
     Returns:
       step(state, batch) -> (new_state, metrics). `batch` is one device's DeviceBatch (no device
@@ -82,10 +83,14 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_cfg: ml_collec
         def item_count(batch):
             return jnp.sum(batch.edge_mask.astype(jnp.float32))
 
-        def item_loss_sum(outputs, batch):
+        def item_loss_sum(outputs, batch, step):
             return masked_loss_sum(outputs, batch.y, batch.edge_mask, w_true, w_fake)[0]
     else:
-        item_count, item_loss_sum = task.count, task.loss_sum
+        item_count = task.count
+        # a task whose training loss follows a schedule (distillation's decaying weight) takes
+        # the step through `train_loss_sum`; the others train on their `loss_sum`
+        item_loss_sum = getattr(task, "train_loss_sum", None) or (lambda outputs, batch, step:
+                                                                  task.loss_sum(outputs, batch))
 
     def train_step(state: TrainState, batch: DeviceBatch):
         n_local = item_count(batch)
@@ -97,7 +102,7 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_cfg: ml_collec
 
         def local_loss_sum(params):
             outputs = model.apply({"params": params}, batch.graph, train=True, rngs={"dropout": key})
-            return item_loss_sum(outputs, batch)
+            return item_loss_sum(outputs, batch, state.step)
 
         # Differentiate w.r.t. a device-VARYING copy of the params: under shard_map the gradient
         # of replicated (invariant) params would otherwise come back already psum'd; this way
