@@ -59,6 +59,17 @@ def _evaluate(spec: tuple, table: Mapping[str, np.ndarray], weights: np.ndarray)
     raise ValueError(f"unknown metric kind {kind!r}")
 
 
+def resample_weights(n_events: int, n_boot: int, seed: int = 0) -> np.ndarray:
+    """float64 [n_boot, n_events]: how often each event is drawn in each resample (n_events draws
+    with replacement). Sums over resampled events become one matrix product, and metrics that
+    are no sums (quantiles of pooled jets) weight their items by their event's multiplicity;
+    the same seed gives the same resamples, so metrics of one evaluation are paired."""
+    draws = np.random.default_rng(seed).integers(0, n_events, size=(n_boot, n_events))
+    weights = np.zeros((n_boot, n_events))
+    np.add.at(weights, (np.repeat(np.arange(n_boot), n_events), draws.ravel()), 1.0)
+    return weights
+
+
 def bootstrap_metrics(table: pd.DataFrame | Mapping[str, np.ndarray], specs: Mapping[str, tuple], *,
                       n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict[str, dict[str, float]]:
     """Point estimate and percentile bootstrap interval of each metric.
@@ -80,13 +91,7 @@ def bootstrap_metrics(table: pd.DataFrame | Mapping[str, np.ndarray], specs: Map
     else:
         cols = {k: (np.stack(v) if len(v) and np.ndim(v[0]) else np.asarray(v)) for k, v in table.items()}
     n_events = len(next(iter(cols.values()))) if cols else 0
-    rng = np.random.default_rng(seed)
-    resample = None
-    if n_events > 1:
-        draws = rng.integers(0, n_events, size=(n_boot, n_events))
-        # multiplicity of each event in each resample: sums become one matrix product
-        resample = np.zeros((n_boot, n_events))
-        np.add.at(resample, (np.repeat(np.arange(n_boot), n_events), draws.ravel()), 1.0)
+    resample = resample_weights(n_events, n_boot, seed) if n_events > 1 else None
     out = {}
     for name, spec in specs.items():
         value = float(_evaluate(spec, cols, np.ones((1, n_events)))[0]) if n_events else float("nan")

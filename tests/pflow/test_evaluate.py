@@ -1,0 +1,131 @@
+"""Particle-flow metrics on tiny hand-made events whose jets and MET are known by construction."""
+
+import math
+
+import numpy as np
+import pytest
+
+from gnntrack.pflow.evaluate import (default_pflow_evaluation_config, evaluate_particle_flow, missing_et,
+                                     particles_from_rows, prediction_rows, weighted_quantiles)
+from gnntrack.pflow.types import PARTICLE_CLASSES, TARGET_COLUMNS
+
+CH, NH, PH = (PARTICLE_CLASSES.index(c) for c in ("charged_hadron", "neutral_hadron", "photon"))
+
+
+def rows(particles):
+    """[N, 7] target-layout rows from (class, charge, pt, eta, phi) tuples."""
+    out = np.zeros((len(particles), len(TARGET_COLUMNS)), np.float32)
+    for i, (c, q, pt, eta, phi) in enumerate(particles):
+        out[i] = (c, q, pt, eta, np.sin(phi), np.cos(phi), pt * np.cosh(eta))
+    return out
+
+
+def scaled(r, factor):
+    """The same particles with pT (and E) times `factor`."""
+    out = r.copy()
+    out[:, [2, 6]] *= factor
+    return out
+
+
+def event(k):
+    """Two particles of one jet (40 GeV at phi = k) and a 25 GeV photon opposite, 1 'none'."""
+    return rows([(CH, 1, 30.0, 0.0, k), (NH, 0, 10.0, 0.1, k), (PH, 0, 25.0, 1.0, k + np.pi), (0, 0, 0, 0, 0)])
+
+
+def config(**changes):
+    c = default_pflow_evaluation_config()
+    c.n_boot = 200
+    c.update(changes)
+    return c
+
+
+def test_prediction_rows_take_argmax_and_values():
+    scores = np.array([[0.1, 0.7, 0.2, 0, 0, 0], [0.9, 0.1, 0, 0, 0, 0]])
+    charge = np.array([[0.1, 0.1, 0.8], [0.2, 0.7, 0.1]])
+    values = np.arange(10, dtype=np.float32).reshape(2, 5)
+    out = prediction_rows(scores, charge, values)
+    np.testing.assert_array_equal(out[:, :2], [[1, 1], [0, 0]])
+    np.testing.assert_array_equal(out[:, 2:], values)
+
+
+def test_particles_skip_none_and_met_is_minus_the_vector_sum():
+    p = particles_from_rows([event(0.0), rows([]), event(1.0)])
+    np.testing.assert_array_equal(p.counts, [3, 0, 3])
+    met = missing_et(p)
+    # 40 GeV along phi = k, 25 GeV opposite: MET 15 GeV along phi = k + pi
+    np.testing.assert_allclose(met[0], [-15.0, 0.0], atol=1e-5)
+    np.testing.assert_array_equal(met[1], [0.0, 0.0])
+    np.testing.assert_allclose(met[2], [-15 * np.cos(1.0), -15 * np.sin(1.0)], atol=1e-5)
+
+
+def test_jet_and_met_numbers_known_by_construction():
+    targets = [event(0.3 * k) for k in range(6)]
+    ml = [scaled(t, 0.9) for t in targets]  # every jet and MET 0.9 of the truth
+    m, plots = evaluate_particle_flow(targets, {"ml": ml}, config(met_min_gev=10.0))
+    jets, met = m["algorithms"]["ml"]["jets"], m["algorithms"]["ml"]["met"]
+    assert jets["n_gen_jets"] == 12 and jets["n_matched"] == 12  # the 40 GeV jet and the photon's
+    assert jets["response"]["value"] == pytest.approx(0.9, rel=1e-6)
+    assert jets["resolution"]["value"] == pytest.approx(0.0, abs=1e-6)
+    assert jets["matching_efficiency"]["value"] == 1.0
+    assert met["response"]["value"] == pytest.approx(0.9, rel=1e-6)
+    # MET_reco - MET_gen = -0.1 MET_gen: components 1.5 (cos, sin) of phi = 0.3 k + pi, pooled
+    delta = -1.5 * np.concatenate([[np.cos(0.3 * k + np.pi), np.sin(0.3 * k + np.pi)] for k in range(6)])
+    q25, q75 = np.quantile(delta, [0.25, 0.75], method="inverted_cdf")
+    assert met["sigma_gev"]["value"] == pytest.approx((q75 - q25) / 1.349, rel=1e-4)
+    np.testing.assert_allclose(plots["reconstructions"]["ml"].met, 13.5, rtol=1e-5)
+    assert m["settings"]["jet_pt_min"] == 20.0 and m["difference"] == {}
+
+
+def test_jets_below_threshold_or_unmatched_do_not_count():
+    targets = [event(0.0), event(1.0)]
+    shifted = [t.copy() for t in targets]
+    shifted[1][:2, 3] += 0.3  # the second event's 40 GeV jet moves 0.3 in eta: no match
+    m, _ = evaluate_particle_flow(targets, {"ml": shifted}, config(jet_pt_min=30.0))
+    jets = m["algorithms"]["ml"]["jets"]
+    assert (jets["n_gen_jets"], jets["n_matched"]) == (2, 1)  # the 25 GeV jets are below 30
+    assert jets["matching_efficiency"]["value"] == 0.5
+
+
+def test_class_efficiency_and_fake_rate_per_element():
+    t = event(0.0)
+    r = t.copy()
+    r[1, 0] = PH      # the neutral hadron called a photon
+    r[3, 0] = CH      # the 'none' element called a charged hadron
+    m, _ = evaluate_particle_flow([t, t], {"ml": [r, r]}, config())
+    classes = m["algorithms"]["ml"]["classes"]
+    assert classes["charged_hadron"]["efficiency"]["value"] == 1.0
+    assert classes["charged_hadron"]["fake_rate"]["value"] == 0.5
+    assert classes["neutral_hadron"]["efficiency"]["value"] == 0.0
+    assert math.isnan(classes["neutral_hadron"]["fake_rate"]["value"])  # never predicted
+    assert classes["photon"]["fake_rate"]["value"] == 0.5
+    assert (classes["photon"]["n_true"], classes["photon"]["n_pred"]) == (2, 4)
+
+
+def test_intervals_and_the_paired_difference():
+    rng = np.random.default_rng(1)
+    targets = [event(k) for k in rng.uniform(-3, 3, 30)]
+    ml = [scaled(t, s) for t, s in zip(targets, rng.normal(1.0, 0.02, 30))]
+    baseline = [scaled(t, s) for t, s in zip(targets, rng.normal(1.0, 0.2, 30))]
+    m, _ = evaluate_particle_flow(targets, {"ml": ml, "baseline": baseline}, config())
+    for name in ("ml", "baseline"):
+        r = m["algorithms"][name]["jets"]["resolution"]
+        assert r["ci_low"] <= r["value"] <= r["ci_high"] and r["ci_low"] < r["ci_high"]
+    diff = m["difference"]["jet_resolution"]
+    assert m["difference"]["of"] == "ml - baseline"
+    assert diff["ci_high"] < 0  # ML's spread is ten times smaller by construction
+    assert m["bootstrap"]["n_boot"] == 200 and m["n_events"] == 30
+    # one event: no interval
+    one, _ = evaluate_particle_flow(targets[:1], {"ml": ml[:1]}, config())
+    assert math.isnan(one["algorithms"]["ml"]["jets"]["response"]["ci_low"])
+
+
+def test_weighted_quantiles_are_numpys_inverted_cdf():
+    rng = np.random.default_rng(0)
+    values, group = rng.normal(size=50), rng.integers(0, 7, 50)
+    weights = rng.integers(0, 3, (5, 7)).astype(float)
+    got = weighted_quantiles(values, group, weights, (0.25, 0.5, 0.75))
+    for b in range(5):
+        # both pick one of the values (no interpolation): equal bitwise
+        want = np.quantile(values, [0.25, 0.5, 0.75], weights=weights[b, group], method="inverted_cdf")
+        np.testing.assert_array_equal(got[b], want)
+    assert np.isnan(weighted_quantiles(values, group, np.zeros((1, 7)), (0.5,))).all()
