@@ -3,8 +3,9 @@
     files = write_evaluation_report(out_dir, metrics, tables, results, scores, labels, config, workdir)
 
 `tables` comes from `gnntrack.tracks.evaluate.evaluation_tables` (computed there; this module
-only writes). Every file is written atomically; the returned {name: path} is also stored,
-relative to `out_dir`, in metrics['files'].
+only writes). Track efficiency: vs pT and eta always, vs energy when the evaluation asks for it.
+Every file is written atomically; the returned {name: path} is also stored, relative to
+`out_dir`, in metrics['files'].
 """
 
 from __future__ import annotations
@@ -70,6 +71,11 @@ def _write_plots(p: Path, tables: dict[str, Any], results: Sequence, all_scores:
         tabs = {labels[s]: t for s, t in tables["efficiency"][variable].items()}
         files[f"efficiency_{variable}"] = str(plots.plot_efficiency(
             tabs, variable, p / f"efficiency_{variable}.png", cut_label=cut))
+    if "energy" in tables["efficiency"]:
+        tabs = {labels[s]: t for s, t in tables["efficiency"]["energy"].items()}
+        files["efficiency_energy"] = str(plots.plot_efficiency(
+            tabs, "energy", p / "efficiency_energy.png", xlabel="particle energy [GeV]",
+            title="Track efficiency vs energy", cut_label=f">= {m.min_hits} hits, no pT / eta cut; {n_ev} events"))
     edge_scan, track_scan = tables["edge_scan"], tables["track_scan"]
     scan = {"threshold": edge_scan["threshold"], "edge_purity": edge_scan["edge_purity"],
             "edge_efficiency": edge_scan["edge_efficiency"]}

@@ -10,6 +10,11 @@ bootstrap intervals over events -> metrics.json, events.csv, submissions, PNG pl
 
 Numbers and where they come from:
   edge.*            all real edges of the model's graphs (sections as trained), at `threshold`;
+  edge.at_thresholds     accuracy, precision, recall and F1 at each of `edge_thresholds`, with
+                    their bootstrap intervals (the AUC does not depend on the cut);
+  efficiency_energy.csv  track efficiency vs particle energy |p| = pT cosh(eta) (GeV; the mass is
+                    neglected) in `energy_bins`, for particles with >= matching.min_hits graph hits
+                    and no pT / eta cut (LUXE positrons fly at |eta| ~ 5 with pT well below 1 GeV);
   tracks.trackml_score   mean over events of the TrackML score of a submission covering every
                     hit of the event (hits outside the graph, e.g. strips of a pixel-only graph,
                     are singletons and cannot score);
@@ -60,8 +65,10 @@ def default_evaluation_config() -> ml_collections.ConfigDict:
     c.matching = tm.default_matching_config()
     c.headline_matching = "double_majority"   # efficiency / fake rate
     c.duplicate_matching = "lhc"              # duplicate rate (see module docstring)
+    c.edge_thresholds = ()        # further edge cuts with metrics and intervals (e.g. (0.3, 0.5, 0.7))
+    c.energy_bins = ()            # GeV bin edges of a track efficiency vs energy table (() = none)
     c.n_boot = 1000
-    c.level = 0.95
+    c.level = 0.95                # central probability of the bootstrap intervals (0.68 = 1 sigma)
     c.seed = 0
     c.checkpoint = "best"         # 'best' (falls back to latest), 'latest' or a step number ('200')
     c.limit = 0                   # events to evaluate (0 = all)
@@ -253,6 +260,9 @@ def evaluate_event(event, graphs: Sequence, scores: Sequence[np.ndarray],
     all_scores = np.concatenate([np.asarray(s) for s in scores]) if scores else np.zeros(0)
     all_labels = np.concatenate([np.asarray(g.y) for g in graphs]) if graphs else np.zeros(0)
     row.update(edge_counts(all_scores, all_labels, config.threshold))
+    for t in config.edge_thresholds:
+        counts = edge_counts(all_scores, all_labels, float(t))
+        row.update({f"{k}@{float(t):g}": counts[k] for k in CUT_COUNTS})
     row["trackml_score"] = ts.trackml_score(event.truth, submission, validate=False)
     row["trackml_score_ceiling"] = graph_score_ceiling(event.truth, hits, edges.hit_id, edges.particle_id)
     node_tracks = labels  # on graph nodes the submission's partition is exactly the labels
@@ -290,6 +300,16 @@ def scheme_specs(scheme: str) -> dict[str, tuple]:
             "fake_rate": ("ratio_diff", f"{scheme}.n_tracks", f"{scheme}.n_matched_tracks", f"{scheme}.n_tracks"),
             "duplicate_rate": ("ratio_diff", f"{scheme}.n_matched_tracks_rec", f"{scheme}.n_matched_particles",
                                f"{scheme}.n_matched_tracks_rec")}
+
+
+# the per-event columns of `edge_counts` that depend on the cut
+CUT_COUNTS = ("edge_correct", "tp", "edge_predicted", "f1_num", "f1_den")
+
+
+def threshold_specs(edge_specs: dict[str, tuple], threshold: float) -> dict[str, tuple]:
+    """The cut-dependent edge specs with their count columns at `threshold` (`<column>@<t>`)."""
+    at = lambda c: f"{c}@{threshold:g}" if c in CUT_COUNTS else c  # noqa: E731
+    return {name: (spec[0], *map(at, spec[1:])) for name, spec in edge_specs.items() if spec[0] != "auc_hist"}
 
 
 def bootstrap_specs(config: ml_collections.ConfigDict) -> tuple[dict[str, tuple], dict[str, tuple]]:
@@ -338,6 +358,11 @@ def summarize(rows: list[dict[str, Any]], all_scores: np.ndarray, all_labels: np
     exact = edge_metrics(all_scores, all_labels, config.threshold)
     edge = _with_intervals(bs.bootstrap_metrics(table, edge_specs, **kw), exact)
     edge.update(n_edges=int(exact["n_edges"]), n_true=int(exact["n_true"]), threshold=float(config.threshold))
+    if tuple(config.edge_thresholds):
+        edge["at_thresholds"] = {
+            f"{float(t):g}": _with_intervals(bs.bootstrap_metrics(table, threshold_specs(edge_specs, float(t)), **kw),
+                                             edge_metrics(all_scores, all_labels, float(t)))
+            for t in config.edge_thresholds}
     tracks = _with_intervals(bs.bootstrap_metrics(table, track_specs, **kw))
     by_matching = {}
     for scheme in tm.SCHEMES:
@@ -592,6 +617,11 @@ def evaluation_tables(results: Sequence[EventResult], all_scores: np.ndarray, al
     efficiency = {variable: {s: tm.binned_efficiency(particles, variable, bins, s, config.matching)
                              for s in tm.SCHEMES}
                   for variable, bins in (("pt", config.matching.pt_bins), ("eta", config.matching.eta_bins))}
+    if tuple(config.energy_bins) and len(particles):
+        # binned_efficiency bins 'pt' over |eta| <= eta_max: hand it the energy as 'pt' and no eta
+        energy = particles.assign(pt=particles["pt"] * np.cosh(particles["eta"]), eta=0.0)
+        efficiency["energy"] = {s: tm.binned_efficiency(energy, "pt", config.energy_bins, s, config.matching)
+                                for s in tm.SCHEMES}
     return {"events": per_event_table(results), "efficiency": efficiency,
             "edge_scan": edge_threshold_scan(all_scores, all_labels, np.linspace(0.0, 1.0, 101)),
             "track_scan": threshold_scan_table([r.scan for r in results])}

@@ -312,3 +312,32 @@ def test_score_ceiling_is_one_when_the_graph_holds_every_hit():
     assert graph_score_ceiling(truth, hits, hits, truth.particle_id.to_numpy()) == pytest.approx(1.0)
     # a graph without particle 7's hits (say, below a pT cut) can reach only particle 5's weight
     assert graph_score_ceiling(truth, hits, hits[:4], np.full(4, 5)) == pytest.approx(0.5)
+
+
+def test_edge_metrics_at_several_cuts_and_efficiency_vs_energy(tiny, tmp_path):
+    """edge_thresholds give accuracy / precision / recall / F1 with intervals (at `level`) per cut,
+    equal to the pooled counts; energy_bins add an efficiency table and plot vs |p|."""
+    from gnntrack.tracks.evaluate import default_evaluation_config, evaluate_run
+
+    run, events = tiny
+    cfg = default_evaluation_config()
+    cfg.update(n_boot=50, level=0.68, edge_thresholds=(0.3, 0.5, 0.7), energy_bins=(0.0, 1.0, 3.0, 100.0),
+               write_submissions=False, progress=False)
+    cfg.matching.min_hits = 4
+    out = tmp_path / "report"
+    metrics = evaluate_run(run, events, out, config=cfg)
+    assert metrics["bootstrap"]["level"] == 0.68
+    at = metrics["edge"]["at_thresholds"]
+    assert set(at) == {"0.3", "0.5", "0.7"}
+    table = pd.read_csv(out / "events.csv")
+    for t, m in at.items():
+        assert m["recall"] == pytest.approx(table[f"tp@{t}"].sum() / table.n_true_edges.sum())
+        assert m["precision"] == pytest.approx(table[f"tp@{t}"].sum() / table[f"edge_predicted@{t}"].sum())
+        lo, hi = m["intervals"]["f1"]
+        assert lo <= hi
+    for key in ("accuracy", "precision", "recall", "f1"):  # the 0.5 cut is the headline cut
+        assert at["0.5"][key] == pytest.approx(metrics["edge"][key])
+    energy = pd.read_csv(out / "efficiency_energy.csv")
+    assert list(energy.lo.unique()) == [0.0, 1.0, 3.0]
+    assert set(energy.matching) >= {"double_majority"}
+    assert (out / metrics["files"]["efficiency_energy"]).read_bytes()[:4] == b"\x89PNG"
