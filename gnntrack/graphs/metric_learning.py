@@ -32,7 +32,7 @@ KIND = "embedding"
 # (no jump at +-pi, and the higher harmonics resolve the small dphi between neighbouring hits of
 # a track that a tanh MLP hardly resolves from cos phi, sin phi alone), pseudorapidity, and the
 # cell shape where the event has a cells table.
-PHI_HARMONICS = (1, 2, 4, 8, 16)
+PHI_HARMONICS = (1, 2, 4)
 POSITION_INPUTS = ("r", "z", "eta") + tuple(f"{f}_{k}phi" for k in PHI_HARMONICS for f in ("cos", "sin"))
 CELL_INPUTS = ("cell_count", "cell_value")
 ETA_SCALE = 3.0

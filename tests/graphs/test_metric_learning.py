@@ -175,3 +175,21 @@ def test_whole_particle_positives_train():
     config.metric.steps = 100
     params = fit_embedding(tiny_events([1]), config, progress=False)
     assert params[-1][0].shape[1] == config.metric.dim and all(np.isfinite(w).all() for w, _ in params)
+
+
+def test_cli_build_graphs_with_the_metric_experiment(trained, tmp_path, capsys):
+    from gnntrack.cli import main
+    from gnntrack.io.trackml import write_event
+
+    config, event = trained
+    write_event(event, tmp_path / "events")
+    args = ["build-graphs", "--input", str(tmp_path / "events"), "--no-progress",
+            "--config", "experiments/graphs/metric_all.py"]
+    rc = main(args + ["--out", str(tmp_path / "g"), f"--config.metric.embedding={config.metric.embedding}"])
+    assert rc == 0
+    summary = json.loads((tmp_path / "g" / "summary.json").read_text())
+    assert summary["config"]["method"] == "metric" and summary["efficiency"] > 0.5
+    # no trained embedding at the path the experiment names: one line naming the file, exit 2
+    rc = main(args + ["--out", str(tmp_path / "g2"), f"--config.metric.embedding={tmp_path / 'none.npz'}"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "none.npz" in err and len(err.strip().splitlines()) == 1
