@@ -42,12 +42,12 @@ def synthetic_jets(n_jets: int, seed: int = 0, n_max: int = 50, weights: bool = 
 
 @pytest.fixture(scope="session")
 def jets_small():
-    return synthetic_jets(64, seed=0)
+    return synthetic_jets(160, seed=0)
 
 
 @pytest.fixture(scope="session")
 def jet_files(tmp_path_factory, jets_small):
-    """Two reference-layout files (top jets, then QCD jets) of the 64 synthetic jets."""
+    """Two reference-layout files (top jets, then QCD jets) of the 160 synthetic jets."""
     d = tmp_path_factory.mktemp("jets")
     top = jets_small.label == SIGNAL
     parts = []
@@ -56,3 +56,34 @@ def jet_files(tmp_path_factory, jets_small):
                         jets_small.jet[keep])
         parts.append(str(write_reference_h5(d / name, sub)))
     return tuple(parts)
+
+
+def tiny_jets_config(paths, model="particlenet_lite", **model_keys):
+    """A seconds-long jets run: a tiny model on 16 constituents of the synthetic jets."""
+    from gnntrack.configs.jets import jets_config
+
+    config = jets_config(model)
+    config.data.jets.paths = tuple(paths)
+    config.data.jets.n_constituents = 16
+    config.model.max_constituents = 16
+    if model.startswith("particlenet"):
+        config.model.blocks, config.model.k, config.model.head = ((8, 8), (8,)), 4, (8,)
+    config.model.update(model_keys)
+    config.optimizer.lr, config.optimizer.warmup_steps = 1e-2, 1
+    config.batching.graphs_per_step = 16
+    config.batching.max_buckets = 1
+    train = config.train
+    train.steps, train.log_every, train.eval_every, train.checkpoint_every = 12, 4, 12, 12
+    train.progress = False
+    return config
+
+
+@pytest.fixture(scope="session")
+def teacher_run(tmp_path_factory, jet_files):
+    """(result, run directory) of a tiny ParticleNet-Lite trained on the synthetic jet files."""
+    from gnntrack.train.loop import train_and_evaluate
+
+    run = tmp_path_factory.mktemp("teacher") / "run"
+    config = tiny_jets_config(jet_files)
+    config.data.cache_dir = str(run.parent / "cache")
+    return train_and_evaluate(config, run), run

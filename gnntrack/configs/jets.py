@@ -1,0 +1,67 @@
+"""The jet-tagging experiments' config: a tagger on data.source = 'jets', task 'jet'.
+
+    experiments/jets/particlenet_lite.py   jets_config("particlenet_lite")   the CPU teacher
+    experiments/jets/particlenet.py        jets_config("particlenet")        the paper's teacher
+    experiments/jets/student_fc.py         jets_config("jet_fc")             [80 x 4] inputs
+    experiments/jets/student_pfn.py        jets_config("jet_pfn")
+    experiments/jets/student_kd.py         a student distilled from a teacher's run directory
+
+The jet files default to $GNNTRACK_JETS (paths separated by ':'), else the generated sample of
+`gnntrack jets generate` under runs/jets/; override with --config.data.jets.paths='(...)'.
+"""
+
+from __future__ import annotations
+
+import os
+
+import ml_collections
+
+from gnntrack.jets.source import jets_source_config
+from gnntrack.nn.registry import default_model_config
+from gnntrack.tasks import default_task_config
+from gnntrack.train.defaults import default_config
+
+DEFAULT_PATHS = ("runs/jets/top_towers_seed1.h5", "runs/jets/qcd_towers_seed1.h5")
+
+
+def default_jet_paths() -> tuple[str, ...]:
+    """$GNNTRACK_JETS split at ':' when set, else DEFAULT_PATHS."""
+    env = os.environ.get("GNNTRACK_JETS", "")
+    return tuple(p for p in env.split(":") if p) or DEFAULT_PATHS
+
+
+def jets_config(model: str = "particlenet_lite") -> ml_collections.ConfigDict:
+    """`model` on the jets of `default_jet_paths()`: 128 jets per step, Adam 1e-3 with warmup
+    and cosine decay, validation AUC picks the checkpoint."""
+    config = default_config()
+    config.seed = 0
+    config.data.source = "jets"
+    config.data.jets = jets_source_config()
+    config.data.jets.paths = default_jet_paths()
+    config.task = default_task_config("jet")
+    config.model = default_model_config(model)
+    opt = config.optimizer
+    opt.name, opt.lr = "adam", 1e-3
+    opt.schedule, opt.warmup_steps = "warmup_cosine", 100
+    batching = config.batching
+    batching.graphs_per_step = 128
+    batching.max_buckets = 2  # jets differ little in size: few compiled shapes
+    config.parallel.n_devices = 1
+    train = config.train
+    train.steps = 2000
+    train.log_every = 50
+    train.eval_every = 250
+    train.checkpoint_every = 250
+    train.best_metric, train.best_mode = "val_auc", "max"
+    return config
+
+
+def student_kd_config(teacher_dir: str, model: str = "jet_fc", fraction: float = 0.1
+                      ) -> ml_collections.ConfigDict:
+    """Student `model` on `fraction` of the training jets, distilled from the run in
+    `teacher_dir` (its logits on these jets, computed once and cached): T = 2, λ = 0.5."""
+    config = jets_config(model)
+    config.data.jets.teacher_dir = teacher_dir
+    config.data.jets.fraction = fraction
+    config.task.T, config.task["lambda"] = 2.0, 0.5
+    return config
