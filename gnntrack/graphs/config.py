@@ -39,7 +39,8 @@ Keys (units: mm, rad, GeV):
   compress: write graph files with np.savez_compressed (smaller, slower).
   metric: for method 'metric' (pairs close in a learned embedding, see metric_learning; the
     layer-pair and cut keys are then unused): embedding (file written by fit.fit_embedding, needed by method 'metric'), radius (in
-    embedding units) and k_max (nearest neighbours kept per hit) of the graph; the rest trains
+    embedding units), k_max (nearest neighbours kept per hit) and eps (approximate neighbour search:
+    each neighbour within 1 + eps times the true distance; 0 = exact) of the graph; the rest trains
     the embedding: dim, hidden, n_layers, margin (hinge of the negatives), positives ('segments':
     true segments are the positive pairs, other pairs of one particle are left alone; 'particle':
     any two hits of one particle), train_pt_min (GeV: particles below it give no positive pairs),
@@ -103,7 +104,7 @@ def default_graph_config() -> ml_collections.ConfigDict:
     c.chunk_size = 1_000_000
     c.compress = False
     c.metric = ml_collections.ConfigDict(dict(
-        embedding="", radius=0.2, k_max=32, dim=8, hidden=64, n_layers=3, margin=0.2, positives="segments",
+        embedding="", radius=0.2, k_max=32, eps=0.0, dim=8, hidden=64, n_layers=3, margin=0.2, positives="segments",
         train_pt_min=0.0, steps=2000, learning_rate=2e-3, batch_pairs=2048, hard_k=8, mine_every=100, seed=0))
     c.filter = ml_collections.ConfigDict(dict(
         path="", threshold=0.5, hidden=64, n_layers=2, steps=1000, learning_rate=2e-3,
@@ -198,6 +199,8 @@ def _validate_stages(get, where: str) -> None:
         for key in keys:
             if int(get(group).get(key, 1)) < 1:
                 raise ConfigError(f"{where}.{group}.{key} must be >= 1, got {get(group)[key]!r}")
+    if float(get("metric").get("eps", 0.0)) < 0:
+        raise ConfigError(f"{where}.metric.eps must be >= 0, got {get('metric')['eps']!r}")
     if get("metric").get("positives", "segments") not in POSITIVES:
         raise ConfigError(f"{where}.metric.positives must be one of {', '.join(POSITIVES)}, "
                           f"got {get('metric')['positives']!r}")

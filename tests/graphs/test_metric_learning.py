@@ -69,6 +69,10 @@ def test_radius_edges_equal_brute_force_and_point_outward(k_max):
     assert len(set(zip(s, r))) == len(s)  # each pair once
     assert np.all(dist0[s] <= dist0[r]) and np.all(layer[s] != layer[r])
     assert radius_edges(emb[:1], layer[:1], dist0[:1], 0.15, k_max)[0].size == 0
+    # approximate search: pairs still within the radius, at most k_max from each hit's query
+    sa, ra = radius_edges(emb, layer, dist0, 0.15, k_max, eps=1.0)
+    assert np.all(np.linalg.norm(emb[sa] - emb[ra], axis=1) <= 0.15)
+    assert len(sa) <= len(emb) * min(k_max, len(emb) - 1)
 
 
 def test_numpy_and_jax_forward_agree():
@@ -145,7 +149,8 @@ def test_config_errors(tmp_path):
         prepare(config)
     for key, value, match in (("method", "metrics", "graph.method"), ("metric.k_max", 0, "graph.metric.k_max"),
                               ("metric.radius", 0.0, "graph.metric.radius"),
-                              ("metric.positives", "tracks", "graph.metric.positives")):
+                              ("metric.positives", "tracks", "graph.metric.positives"),
+                              ("metric.eps", -1.0, "graph.metric.eps")):
         bad = tiny_config()
         group, _, leaf = key.rpartition(".")
         (bad[group] if group else bad)[leaf] = value
