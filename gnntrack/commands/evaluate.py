@@ -1,17 +1,24 @@
-"""`gnntrack evaluate --workdir RUN --input EVENTS_DIR [--out DIR]`: tracks, TrackML score, report."""
+"""`gnntrack evaluate --workdir RUN --input EVENTS_DIR [--out DIR]`: tracks, TrackML score, report.
+
+A run of the 'pflow' task is evaluated on particle-flow events instead (`run_pflow`): jets, MET
+and per-class rates of the model and the rule-based baseline (`gnntrack.pflow.evaluate`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import math
 
-HELP = "evaluate a trained run on TrackML events: edge metrics, tracks, TrackML score, efficiency, plots"
+HELP = ("evaluate a trained run on TrackML events (edge metrics, tracks, TrackML score, efficiency, plots) "
+        "or a particle-flow run on pflow events (jets, MET, per-class rates vs the baseline)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", required=True, help="run directory (config.json, checkpoints/)")
     parser.add_argument("--input", required=True,
-                        help="directory of TrackML events (hits, truth, particles; cells optional; csv or csv.gz)")
+                        help="directory of TrackML events (hits, truth, particles; cells optional; csv or csv.gz); "
+                             "for a pflow run, of particle-flow events (gnntrack pflow simulate; the run's own "
+                             "directory: its test events only)")
     parser.add_argument("--out", default=None, help="report directory (default: RUN/evaluation)")
     parser.add_argument("--checkpoint", default="best",
                         help="'best' (default; latest if no best is marked), 'latest' or a step number")
@@ -46,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     from gnntrack.io.atomic import check_directory_path
     from gnntrack.tracks.evaluate import default_evaluation_config, evaluate_run
 
+    if run_task(args.workdir) == "pflow":
+        return run_pflow(args)
     config = default_evaluation_config()
     checkpoint = str(args.checkpoint)
     if checkpoint not in ("best", "latest") and not checkpoint.isdigit():
@@ -112,3 +121,76 @@ def print_metrics(metrics: dict, out_dir: str, console=None) -> None:
         if warning:
             console.print(f"  [yellow]warning:[/yellow] {warning}", highlight=False)
     console.print(f"  report: {out_dir} (metrics.json, events.csv, plots/)")
+
+
+def run_task(workdir: str) -> str | None:
+    """task.name of the run in `workdir` ('edge' when its config names none; None when there is
+    no readable config.json: the tracking path then says what is wrong)."""
+    import json
+    from pathlib import Path
+
+    try:
+        config = json.loads((Path(workdir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return (config.get("task") or {}).get("name", "edge")
+
+
+def run_pflow(args: argparse.Namespace) -> int:
+    """`gnntrack evaluate` of a particle-flow run: --checkpoint, --limit, --n-boot, --no-plots,
+    --no-progress, --json and --out apply; the tracking options do not."""
+    import json
+    from pathlib import Path
+
+    from gnntrack.errors import InputError
+    from gnntrack.io.atomic import check_directory_path
+    from gnntrack.pflow.evaluate import default_pflow_evaluation_config, evaluate_pflow_run
+    from gnntrack.pflow.store import read_meta
+
+    checkpoint = str(args.checkpoint)
+    if checkpoint not in ("best", "latest") and not checkpoint.isdigit():
+        raise InputError(f"--checkpoint must be 'best', 'latest' or a step number, got {args.checkpoint!r}")
+    read_meta(args.input)  # names the directory when it holds no particle-flow events
+    if args.out is not None:
+        check_directory_path(args.out, "--out")
+    config = default_pflow_evaluation_config()
+    config.checkpoint = checkpoint
+    config.limit = max(int(args.limit), 0)
+    config.n_boot = max(int(args.n_boot), 1)
+    config.plots = not args.no_plots
+    config.progress = not args.no_progress
+    metrics = evaluate_pflow_run(args.workdir, args.input, args.out, config=config)
+    if args.json:
+        print(json.dumps({k: metrics[k] for k in ("algorithms", "difference", "settings", "n_events")}, indent=2))
+    else:
+        print_pflow_metrics(metrics, args.out or str(Path(args.workdir) / "evaluation"))
+    return 0
+
+
+def print_pflow_metrics(metrics: dict, out_dir: str, console=None) -> None:
+    """Jet, MET and per-class numbers of the model and the baseline, with intervals."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from gnntrack.report.pflow import format_interval
+
+    console = console or Console()
+    algorithms, diff = metrics["algorithms"], metrics.get("difference") or {}
+    table = Table(title=f"gnntrack evaluate (particle flow): {metrics['n_events']} events, checkpoint "
+                        f"{metrics['run']['checkpoint']} (step {metrics['run']['step']})")
+    for column in ("metric", *algorithms, *(["difference"] if diff else [])):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    rows = [(f"jet {k.replace('_', ' ')}", "jets", k) for k in ("response", "resolution", "matching_efficiency")]
+    rows += [(f"MET {k.replace('_', ' ')}", "met", k) for k in ("response", "resolution", "sigma_gev")]
+    for label, group, key in rows:
+        d = diff.get(f"{'jet' if group == 'jets' else 'met'}_{key}")  # only some have a difference
+        table.add_row(label, *(format_interval(a[group][key]) for a in algorithms.values()), *([format_interval(d) if d else "-"] if diff else []))
+    for name in next(iter(algorithms.values()))["classes"]:
+        for key in ("efficiency", "fake_rate"):
+            table.add_row(f"{name} {key.replace('_', ' ')}", *(format_interval(a["classes"][name][key]) for a in algorithms.values()),
+                          *(["-"] if diff else []))
+    console.print(table)
+    s = metrics["settings"]
+    console.print(f"  jets: anti-kT R = {s['jet_radius']}, target pT > {s['jet_pt_min']} GeV, |eta| < "
+                  f"{s['jet_eta_max']}, matched within dR < {s['match_dr']}; events: {metrics['input']['selection']}")
+    console.print(f"  report: {out_dir} (metrics.json, report.md, plots/)")

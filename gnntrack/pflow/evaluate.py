@@ -19,21 +19,31 @@ element of class 'none' gives no particle.
 
 Intervals are percentile bootstrap intervals over events (`gnntrack.tracks.bootstrap`): rates
 are pooled counts; a quantile metric weights each jet (event) by its event's multiplicity in the
-resample. This module only computes; `gnntrack.report.pflow` writes.
+resample. The computations are pure; `evaluate_pflow_run` reads a trained run and events, scores
+them with the engine's prediction path and hands the numbers to `gnntrack.report.pflow`, which
+writes.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, Sequence
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import ml_collections
 import numpy as np
 import pandas as pd
 
+from gnntrack.errors import ConfigError, InputError
 from gnntrack.pflow.jets import cluster_jets, match_jets
+from gnntrack.pflow.source import event_graph
+from gnntrack.pflow.store import PflowEvent, read_events
 from gnntrack.pflow.types import PARTICLE_CLASSES, TARGET_COLUMNS
 from gnntrack.tracks.bootstrap import bootstrap_metrics, resample_weights
+from gnntrack.train.data import split_event_ids
 
 IQR_TO_SIGMA = 1.349  # IQR of a Gaussian in units of sigma
 MAX_BLOCK = 10_000_000  # resamples x values held at once by the weighted quantiles
@@ -247,3 +257,152 @@ def evaluate_particle_flow(targets: Sequence[np.ndarray], reconstructions: Mappi
                              "unit": "event"},
                "algorithms": algorithms, "difference": difference}
     return metrics, {"reconstructions": plots, "class_counts": counts}
+
+
+# ---------------------------------------------------------------------------------------------
+# A trained run on events of a directory (reads the run and the events; the report module writes)
+# ---------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class PflowRun:
+    """A pflow run's resolved config, task, model and restored parameters."""
+
+    workdir: Path
+    config: ml_collections.ConfigDict
+    task: Any
+    model: Any
+    params: Any
+    step: int
+    which: str  # 'best', 'latest' or 'step'
+
+
+def load_pflow_run(workdir: str | os.PathLike, checkpoint: str = "best") -> PflowRun:
+    """`<workdir>/config.json` and the parameters of its checkpoint `checkpoint` ('best' (the
+    latest when none is marked), 'latest' or a step number). Only reads. InputError when the
+    directory is no pflow run or has no such checkpoint; a damaged 'best'/'latest' one is
+    skipped for the newest that restores, with one line on stderr."""
+    from gnntrack.config import CONFIG_FILE_NAME, load_config
+    from gnntrack.nn.models import build_model
+    from gnntrack.tasks import make_task, model_config_for
+    from gnntrack.train.checkpoint import CHECKPOINT_DIR_NAME
+
+    workdir = Path(workdir)
+    if not (workdir / CONFIG_FILE_NAME).exists():
+        raise InputError(f"{workdir}: not a run directory ({CONFIG_FILE_NAME} not found)")
+    config = load_config(workdir / CONFIG_FILE_NAME)
+    name = config.get("task", ml_collections.ConfigDict()).get("name", "edge")
+    if name != "pflow":
+        raise InputError(f"{workdir}: a run of the {name!r} task, not 'pflow'")
+    state, step, which = restore_checkpoint(workdir / CHECKPOINT_DIR_NAME, config, checkpoint)
+    task = make_task(config.task)
+    params = state["params"] if isinstance(state, dict) else state.params
+    return PflowRun(workdir=workdir, config=config, task=task, model=build_model(model_config_for(task, config.model)),
+                    params=params, step=int(step), which=which)
+
+
+def restore_checkpoint(ckpt_dir: Path, config: ml_collections.ConfigDict, checkpoint: str) -> tuple[Any, int, str]:
+    """(state, step, 'best' | 'latest' | 'step') of a run's checkpoint, for any task: 'best' by the
+    run's train.best_metric (the latest when none is marked), 'latest', or a step number. Only
+    reads; a damaged 'best' or 'latest' one is skipped for the newest that restores, with one line
+    on stderr. InputError when there is no checkpoint or no such step."""
+    from gnntrack.train.checkpoint import Checkpointer
+
+    train = config.get("train", ml_collections.ConfigDict())
+    with Checkpointer(ckpt_dir, best_metric=train.get("best_metric", None) or None,
+                      best_mode=train.get("best_mode", "max"), read_only=True) as ckpt:
+        steps = ckpt.all_steps()
+        if not steps:
+            raise InputError(f"{ckpt_dir.parent}: no checkpoint to evaluate in {ckpt_dir}; train the run first "
+                             f"(gnntrack train --workdir {ckpt_dir.parent})")
+        if checkpoint not in ("best", "latest"):
+            if not str(checkpoint).isdigit() or int(checkpoint) not in steps:
+                raise InputError(f"{ckpt_dir}: no checkpoint {checkpoint!r}; use 'best', 'latest' or one of {steps}")
+            return ckpt.restore(int(checkpoint))[0], int(checkpoint), "step"
+        best = ckpt.best_step() if checkpoint == "best" else None
+        restored = ckpt.restore_newest(prefer=best)
+    for skip in restored.skipped:
+        print(f"gnntrack: {skip.message()}; using step {restored.step}", file=sys.stderr)
+    return restored.state, restored.step, "best" if best is not None and restored.step == best else "latest"
+
+
+def select_events(run: PflowRun, input_dir: str | os.PathLike, limit: int = 0) -> tuple[list[PflowEvent], str]:
+    """The events of `input_dir` to evaluate and how they were chosen: when it is the run's own
+    data.input_dir, only the run's test events (it trained on the others), else all of them;
+    the first `limit` (0 = all)."""
+    events = read_events(input_dir)
+    selection = "all events"
+    data = run.config.data
+    own = data.get("input_dir", "")
+    if own and Path(os.path.expanduser(own)).resolve() == Path(input_dir).resolve():
+        _, _, test = split_event_ids(np.array([e.event_id for e in events], np.int64), int(data.n_train),
+                                     int(data.n_val), int(data.n_test), str(input_dir))
+        wanted = set(test.tolist())
+        events = [e for e in events if e.event_id in wanted]
+        selection = "the run's test events (the others trained or validated it)"
+    return (events[:limit] if limit else events), selection
+
+
+def predict_events(run: PflowRun, events: Sequence[PflowEvent]) -> tuple[list[np.ndarray], dict]:
+    """The model's per-element rows [N_i, len(TARGET_COLUMNS)] of every event (`prediction_rows`)
+    and the task's element-level summary (`test_` keys), through the engine's one prediction path
+    (`gnntrack.train.evaluation.evaluate_graphs` with the eval step) on one device. ConfigError
+    when config.json no longer fits the checkpoint."""
+    import jax
+
+    from gnntrack.graphs.batching import batch_iterator, make_ladder
+    from gnntrack.train.checkpoint import shape_mismatch
+    from gnntrack.train.evaluation import eval_batching_config, evaluate_graphs
+    from gnntrack.train.parallel import DataParallel, default_parallel_config
+    from gnntrack.train.state import TrainState, device_slice
+    from gnntrack.train.step import make_eval_step
+
+    graphs = [run.task.attach_targets(event_graph(e)) for e in events]
+    batching = run.config.batching  # saved resolved: every key of today's batching config
+    eval_config = eval_batching_config(batching, len(graphs))
+    ladder = make_ladder(graphs, eval_config, 1)
+    first = next(batch_iterator(graphs, eval_config, 1, ladder=ladder, shuffle=False, drop_remainder=False))
+    expected = jax.eval_shape(lambda g: run.model.init(jax.random.PRNGKey(0), g, train=False),
+                              device_slice(first.graph))["params"]
+    detail = shape_mismatch(run.params, expected)
+    if detail is not None:
+        raise ConfigError(f"{run.workdir / 'config.json'} does not fit checkpoint {run.step}: {detail}. "
+                          "Was config.json edited? Undo the edit to evaluate this run")
+    parallel = default_parallel_config()
+    parallel.n_devices = 1
+    dp = DataParallel(parallel)
+    p_eval = dp.eval_step(make_eval_step(run.model, task=run.task))
+    state = dp.put_state(TrainState(step=np.int32(0), params=run.params, opt_state=(), rng=jax.random.PRNGKey(0)))
+    summary, preds = evaluate_graphs(lambda batch: p_eval(state, batch), graphs, batching, 1, task=run.task,
+                                     ladder=ladder, prefix="test_")
+    rows = [prediction_rows(s, c, v) for s, c, v in zip(preds["scores"], preds["charge"], preds["values"])]
+    return rows, summary
+
+
+def evaluate_pflow_run(workdir: str | os.PathLike, input_dir: str | os.PathLike,
+                       out_dir: str | os.PathLike | None = None, *,
+                       config: ml_collections.ConfigDict | None = None) -> dict:
+    """Evaluates a trained pflow run on the events of `input_dir` (`select_events`) against the
+    baseline stored with them, and writes report.md, plots/ and metrics.json into `out_dir`
+    (default `<workdir>/evaluation`) with `gnntrack.report.pflow.write_pflow_report`.
+
+    Returns the metrics written to metrics.json."""
+    from gnntrack.report.pflow import write_pflow_report
+
+    config = config or default_pflow_evaluation_config()
+    t0 = time.process_time()
+    run = load_pflow_run(workdir, str(config.checkpoint))
+    events, selection = select_events(run, input_dir, int(config.limit))
+    if not events:
+        raise InputError(f"{input_dir}: no events to evaluate")
+    ml, summary = predict_events(run, events)
+    metrics, plot_data = evaluate_particle_flow([e.targets for e in events],
+                                                {"ml": ml, "baseline": [e.baseline for e in events]}, config)
+    metrics["elements"] = summary
+    metrics["run"] = {"workdir": str(run.workdir), "checkpoint": run.which, "step": run.step,
+                      "model": run.config.model.get("name", "?"), "message": run.config.model.get("message", None)}
+    metrics["input"] = {"dir": str(input_dir), "selection": selection,
+                        "event_ids": [int(e.event_id) for e in events]}
+    metrics["cpu_s"] = time.process_time() - t0
+    out_dir = Path(out_dir) if out_dir is not None else Path(workdir) / "evaluation"
+    write_pflow_report(out_dir, metrics, plot_data, plots=bool(config.plots))
+    return metrics

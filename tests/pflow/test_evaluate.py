@@ -1,12 +1,18 @@
 """Particle-flow metrics on tiny hand-made events whose jets and MET are known by construction."""
 
+import json
 import math
+import shutil
 
 import numpy as np
 import pytest
 
-from gnntrack.pflow.evaluate import (default_pflow_evaluation_config, evaluate_particle_flow, missing_et,
-                                     particles_from_rows, prediction_rows, weighted_quantiles)
+from gnntrack.cli import main
+from gnntrack.errors import InputError
+from gnntrack.pflow.evaluate import (default_pflow_evaluation_config, evaluate_particle_flow, load_pflow_run,
+                                     missing_et, particles_from_rows, prediction_rows, select_events,
+                                     weighted_quantiles)
+from gnntrack.pflow.store import read_events
 from gnntrack.pflow.types import PARTICLE_CLASSES, TARGET_COLUMNS
 
 CH, NH, PH = (PARTICLE_CLASSES.index(c) for c in ("charged_hadron", "neutral_hadron", "photon"))
@@ -129,3 +135,66 @@ def test_weighted_quantiles_are_numpys_inverted_cdf():
         want = np.quantile(values, [0.25, 0.5, 0.75], weights=weights[b, group], method="inverted_cdf")
         np.testing.assert_array_equal(got[b], want)
     assert np.isnan(weighted_quantiles(values, group, np.zeros((1, 7)), (0.5,))).all()
+
+
+# --- `gnntrack evaluate` of a tiny trained pflow run ---------------------------------------------
+
+@pytest.fixture(scope="module")
+def pflow_run(pflow_dir, tmp_path_factory):
+    """A tiny MLPF (the smoke run's sizes) trained 1 step on the tiny events' first one (then
+    1 val, 1 test)."""
+    from gnntrack.configs.pflow import pflow_config
+    from gnntrack.train.loop import train_and_evaluate
+
+    workdir = tmp_path_factory.mktemp("pflow_run") / "run"
+    c = pflow_config("lsh")
+    c.data.input_dir = str(pflow_dir)
+    c.data.n_train, c.data.n_val, c.data.n_test = 1, 1, 1
+    c.model.hidden, c.model.n_layers, c.model.n_convs = 16, 1, 1
+    c.model.bin_size, c.model.n_buckets, c.model.distance_dim = 16, 4, 4
+    c.optimizer.warmup_steps = 0
+    c.batching.precompile = False
+    c.train.steps, c.train.eval_every, c.train.checkpoint_every, c.train.progress = 1, 1, 0, False
+    train_and_evaluate(c, workdir)
+    return workdir
+
+
+def test_evaluate_a_pflow_run(pflow_run, pflow_dir, tmp_path, capsys):
+    other = tmp_path / "events"  # the same events in another directory: all of them are evaluated
+    shutil.copytree(pflow_dir, other)
+    out = tmp_path / "report"
+    assert main(["evaluate", "--workdir", str(pflow_run), "--input", str(other), "--out", str(out),
+                 "--n-boot", "20", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)  # stdout is the JSON alone (no FastJet banner)
+    metrics = json.loads((out / "metrics.json").read_text())
+    events = read_events(other)
+    assert printed["n_events"] == 3 and metrics["input"]["event_ids"] == [0, 1, 2]
+    assert metrics["elements"]["n_test_items"] == sum(len(e.elements) for e in events)
+    assert set(metrics["algorithms"]) == {"ml", "baseline"} and metrics["difference"]["of"] == "ml - baseline"
+    # the baseline's numbers are those of the rows stored with the events (as JSON text: nan,
+    # for a class never predicted, equals itself there)
+    baseline, _ = evaluate_particle_flow([e.targets for e in events], {"baseline": [e.baseline for e in events]},
+                                         config(n_boot=20))
+    assert json.dumps(printed["algorithms"]["baseline"]) == json.dumps(baseline["algorithms"]["baseline"])
+    assert (out / "report.md").read_text().startswith("# gnntrack evaluate: particle flow")
+    assert all((out / "plots" / f"{n}.png").stat().st_size > 0 for n in ("jet_response", "met_response", "class_rates"))
+
+
+def test_the_runs_own_event_directory_gives_its_test_events_only(pflow_run, pflow_dir):
+    events, selection = select_events(load_pflow_run(pflow_run), pflow_dir)
+    assert [e.event_id for e in events] == [2] and "test events" in selection  # 0 trained it, 1 validated
+
+
+def test_evaluate_a_pflow_run_on_a_directory_without_pflow_events_is_one_line(pflow_run, tmp_path, capsys):
+    assert main(["evaluate", "--workdir", str(pflow_run), "--input", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"gnntrack evaluate: error: {tmp_path}: no pflow.json; write particle-flow events there "
+                   f"with 'gnntrack pflow simulate --out {tmp_path}'")
+
+
+def test_a_run_of_another_task_is_refused(pflow_run, tmp_path):
+    config_json = json.loads((pflow_run / "config.json").read_text())
+    config_json["task"] = {"name": "node"}
+    (tmp_path / "config.json").write_text(json.dumps(config_json))
+    with pytest.raises(InputError, match="a run of the 'node' task, not 'pflow'"):
+        load_pflow_run(tmp_path)
