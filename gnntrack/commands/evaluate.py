@@ -138,7 +138,7 @@ def run_task(workdir: str) -> str | None:
 
 def run_pflow(args: argparse.Namespace) -> int:
     """`gnntrack evaluate` of a particle-flow run: --checkpoint, --limit, --n-boot, --no-plots,
-    --no-progress, --json and --out apply; the tracking options do not."""
+    --json and --out apply; the tracking options do not."""
     import json
     from pathlib import Path
 
@@ -158,7 +158,6 @@ def run_pflow(args: argparse.Namespace) -> int:
     config.limit = max(int(args.limit), 0)
     config.n_boot = max(int(args.n_boot), 1)
     config.plots = not args.no_plots
-    config.progress = not args.no_progress
     metrics = evaluate_pflow_run(args.workdir, args.input, args.out, config=config)
     if args.json:
         print(json.dumps({k: metrics[k] for k in ("algorithms", "difference", "settings", "n_events")}, indent=2))

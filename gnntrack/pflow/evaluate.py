@@ -53,7 +53,7 @@ def default_pflow_evaluation_config() -> ml_collections.ConfigDict:
     """Jet and MET definitions (GeV, eta-phi units), bootstrap settings and run options."""
     return ml_collections.ConfigDict(dict(
         checkpoint="best", limit=0, jet_radius=0.4, jet_pt_min=20.0, jet_eta_max=2.5, match_dr=0.1,
-        met_min_gev=10.0, n_boot=1000, level=0.95, seed=0, plots=True, progress=True))
+        met_min_gev=10.0, n_boot=1000, level=0.95, seed=0, plots=True))
 
 
 @dataclasses.dataclass
