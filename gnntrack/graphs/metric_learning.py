@@ -18,11 +18,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
 from gnntrack.errors import ConfigError, InputError
 from gnntrack.graphs import features as feats
-from gnntrack.graphs import truth as truth_lib
 from gnntrack.config import config_to_dict
 from gnntrack.graphs.mlp import apply_mlp, load_mlp_cached, save_mlp
 from gnntrack.graphs.types import R_SCALE_MM, Z_SCALE_MM
@@ -81,14 +81,18 @@ def radius_edges(emb: np.ndarray, layer: np.ndarray, dist0: np.ndarray, radius: 
         return np.zeros(0, np.int32), np.zeros(0, np.int32)
     k = min(int(k_max) + 1, n)  # +1: a hit is its own nearest neighbour
     _, nbr = cKDTree(emb).query(emb, k=k, distance_upper_bound=float(radius), eps=float(eps))
-    nbr = nbr.reshape(n, k)
-    a = np.repeat(np.arange(n), k)
-    b = nbr.ravel()
+    a = np.repeat(np.arange(n, dtype=np.int32), k)
+    b = nbr.reshape(-1).astype(np.int32)
     ok = b < n  # missing neighbours (beyond the radius) come back as index n
     a, b = a[ok], b[ok]
     ok = layer[a] != layer[b]
-    keys = truth_lib.sorted_unique(truth_lib.pair_keys(a[ok], b[ok], n))
-    lo, hi = keys // n, keys % n
+    a, b = a[ok], b[ok]
+    # Each pair once (found from both ends or one): a sparse matrix's row bucketing and per-row
+    # duplicate merge is linear in the pairs, where sorting int64 pair keys is not.
+    m = sp.csr_matrix((np.ones(a.size, np.int8), (np.minimum(a, b), np.maximum(a, b))), shape=(n, n))
+    m.sum_duplicates()
+    lo = np.repeat(np.arange(n, dtype=np.int32), np.diff(m.indptr))
+    hi = m.indices.astype(np.int32)
     outward = dist0[lo] <= dist0[hi]
     return (np.where(outward, lo, hi).astype(np.int32), np.where(outward, hi, lo).astype(np.int32))
 
