@@ -96,7 +96,7 @@ def train_stages(out: Path, train, reuse: bool, overrides) -> tuple[Path, Path]:
 
 def format_rows(rows) -> str:
     head = ("| construction | efficiency pT > 1 | purity pT > 1 | efficiency (all) | purity (all) | "
-            "edges / event | CPU s / event: edges | + truth, stats, features |")
+            "edges / event | CPU s / event: construction | CPU s / event: whole build_event |")
     lines = [head, "|" + " --- |" * 8]
     for r in rows:
         lines.append(f"| {r['name']} | {r['efficiency_pt1']:.4f} | {r['purity_pt1']:.4f} | {r['efficiency']:.4f} | "

@@ -7,8 +7,8 @@ A small MLP maps each hit to a point in a `metric.dim`-dimensional space where h
 each other on a particle's path lie close together (it is trained on true segments against
 random and hard negative pairs, see gnntrack.graphs.fit). The graph joins every hit to the hits
 within `metric.radius` of it in that space, at most `metric.k_max` of them (the nearest, or
-nearly so with `metric.eps` > 0), found with a KD-tree (scipy.spatial.cKDTree: O(N log N) build, one bounded k-nearest query per hit, no
-N^2 step). Pairs on one layer are dropped (a true segment never joins two hits of one layer),
+nearly so with `metric.eps` > 0), found with a KD-tree (scipy.spatial.cKDTree: O(N log N)
+build, one bounded k-nearest query per hit, no N^2 step). Pairs on one layer are dropped (a true segment never joins two hits of one layer),
 each pair is kept once, and edges point outward: the sender is the hit closer to the origin
 (sqrt(r^2 + z^2)), as a particle from the luminous region meets its hits.
 """
