@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
                               learn_layer_map=args.learn_layer_map, limit=args.limit,
                               progress=not args.no_progress)
     keys = ("events", "graphs", "mean_nodes", "mean_edges", "efficiency", "purity", "seconds_per_event")
+    keys += ("filter",) if "filter" in summary else ()  # reduction and kept efficiency of graph.filter
     print(json.dumps({k: summary.get(k) for k in keys}, indent=2))
     print(f"wrote {summary['graphs']} graph file(s) and summary.json to {args.out}")
     return 0

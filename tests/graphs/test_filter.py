@@ -71,3 +71,16 @@ def test_filter_file_errors(filtered, tmp_path):
     config.filter.path = config.metric.embedding  # an embedding is not a filter
     with pytest.raises(InputError, match="not a 'filter'"):
         prepare(config)
+
+
+def test_cli_build_graphs_reports_the_filter(filtered, tmp_path, capsys):
+    from gnntrack.cli import main
+    from gnntrack.io.trackml import write_event
+
+    config, event = filtered
+    write_event(event, tmp_path / "events")
+    rc = main(["build-graphs", "--input", str(tmp_path / "events"), "--out", str(tmp_path / "g"), "--no-progress",
+               "--config", "experiments/graphs/metric_all.py:filter",
+               f"--config.metric.embedding={config.metric.embedding}", f"--config.filter.path={config.filter.path}"])
+    out = capsys.readouterr().out
+    assert rc == 0 and '"reduction"' in out and '"kept_efficiency"' in out
