@@ -30,7 +30,7 @@ import jax
 import numpy as np
 
 from gnntrack.graphs import batching as B
-from gnntrack.jets.source import jet_graph, jet_inputs, read_all
+from gnntrack.jets.graphs import jet_graph, jet_inputs, read_all
 from gnntrack.nn import build_model, default_model_config
 from gnntrack.tasks import default_task_config, make_task
 from gnntrack.train import optim, parallel, state as S, step as T

@@ -16,7 +16,7 @@ import os
 
 import ml_collections
 
-from gnntrack.jets.source import jets_source_config
+from gnntrack.jets.graphs import jets_source_config
 from gnntrack.nn.registry import default_model_config
 from gnntrack.tasks import default_task_config
 from gnntrack.train.defaults import default_config

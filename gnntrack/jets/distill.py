@@ -22,7 +22,7 @@ import numpy as np
 
 from gnntrack.config import CONFIG_FILE_NAME, load_config
 from gnntrack.errors import InputError
-from gnntrack.jets.source import jet_inputs, jets_source_config
+from gnntrack.jets.graphs import jet_inputs, jets_source_config
 from gnntrack.jets.types import JetArrays
 from gnntrack.nn.registry import build_model
 from gnntrack.train.checkpoint import CHECKPOINT_DIR_NAME, Checkpointer

@@ -6,7 +6,7 @@ import pytest
 
 from gnntrack.errors import InputError
 from gnntrack.jets import distill
-from gnntrack.jets.source import jet_graphs, jet_inputs, read_all
+from gnntrack.jets.graphs import jet_graphs, jet_inputs, read_all
 from gnntrack.train.loop import train_and_evaluate
 from tests.jets.conftest import tiny_jets_config
 

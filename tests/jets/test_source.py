@@ -8,7 +8,7 @@ import pytest
 
 from gnntrack.errors import ConfigError
 from gnntrack.jets.preprocess import particlenet_features
-from gnntrack.jets.source import jet_graphs, split_indices
+from gnntrack.jets.graphs import jet_graphs, split_indices
 from gnntrack.train.sources import registered_source
 from tests.jets.conftest import tiny_jets_config
 

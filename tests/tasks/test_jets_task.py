@@ -11,7 +11,7 @@ import pytest
 from gnntrack import tasks
 from gnntrack.errors import ConfigError
 from gnntrack.graphs import batching as B
-from gnntrack.jets.source import jet_graphs
+from gnntrack.jets.graphs import jet_graphs
 from gnntrack.nn import build_model, default_model_config
 from gnntrack.tasks.jets import background_rejection, distillation_kl, jet_metrics
 from gnntrack.train import optim, state as S, step as T
