@@ -184,7 +184,7 @@ def print_summary(result: dict[str, Any], *, title: str = "gnntrack run", consol
 
     for label, prefix in (("validation", "val_"), ("test (held-out events)", "test_"),
                           ("test, full events", "test_full_")):
-        if f"{prefix}recall" not in result:
+        if not any(f"{prefix}{key}" in result for key in ("recall", "accuracy", "auc", "loss")):
             continue
         table.add_row(label, f"{result.get('n_' + prefix + unit, 0):,}", fmt(result.get(prefix + "recall")),
                       fmt(result.get(prefix + "precision")), fmt(result.get(prefix + "accuracy")),

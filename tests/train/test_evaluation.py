@@ -19,3 +19,18 @@ def test_edge_summary_counts_only_the_edges_of_the_edge_mask():
     assert masked["n_t_edges"] == 4 and masked["t_recall"] == 1.0 and masked["t_auc"] == 1.0
     whole = edge_summary([scores], [g], prefix="t_")   # the halo's true edges would count as missed
     assert whole["n_t_edges"] == 8 and whole["t_recall"] == pytest.approx(0.5)
+
+
+def test_the_summary_table_shows_a_task_without_edge_recall():
+    """A jet run reports accuracy / AUC / loss but no recall: its rows are still printed."""
+    import io
+
+    from rich.console import Console
+
+    from gnntrack.train.evaluation import print_summary
+
+    out = io.StringIO()
+    print_summary({"n_test_items": 8000, "test_accuracy": 0.9195, "test_auc": 0.9618, "test_loss": 0.2206},
+                  console=Console(file=out, width=120))
+    row = [line for line in out.getvalue().splitlines() if "test (held-out events)" in line]
+    assert row and "8,000" in row[0] and "0.9618" in row[0] and "0.9195" in row[0]
