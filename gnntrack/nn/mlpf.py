@@ -13,6 +13,12 @@ Mixed precision: `dtype = 'bfloat16'` computes the dense layers in bf16 with flo
 attention's random features stay float32 inside the layers (`gnntrack.nn.layers.lsh`,
 `gnntrack.nn.layers.kernel_attention`), and the outputs are float32 for the losses.
 
+LSH bins come from `hash_space`: 'eta_phi' hashes each element's direction (eta, sin φ, cos φ)
+-- the elements of one particle point the same way, so they share bins from the first step on --
+while the Gaussian kernel inside a bin uses the learned distance space; 'learned' hashes the
+learned space itself, as the published MLPF does (at initialisation it tends to bin tracks and
+clusters apart, so a track and its cluster may never meet).
+
 Padding is safe: jraph's padding nodes form a graph of their own, and neither a bin nor an
 attention sum ever holds two graphs.
 """
@@ -31,9 +37,11 @@ from gnntrack.nn.layers import MLP, get_activation, get_dtype
 from gnntrack.nn.layers.kernel_attention import KernelAttention
 from gnntrack.nn.layers.lsh import LSHMessagePassing
 from gnntrack.nn.registry import register_model
-from gnntrack.pflow.types import PARTICLE_CLASSES
+from gnntrack.pflow.types import ELEMENT_FEATURES, PARTICLE_CLASSES
 
 MESSAGES = ("lsh", "kernel_attention")
+HASH_SPACES = ("eta_phi", "learned")
+DIRECTION = [ELEMENT_FEATURES.index(c) for c in ("eta", "sin_phi", "cos_phi")]
 N_CHARGES = 3       # -1, 0, +1
 N_MOMENTUM = 5      # pt, eta, sin phi, cos phi, energy
 
@@ -43,6 +51,7 @@ def mlpf_config() -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(dict(
         name="mlpf", hidden=64, n_layers=2, message="lsh",
         bin_size=128, n_buckets=16, distance_dim=16, n_convs=2, dense=False,   # message 'lsh'
+        hash_space="eta_phi",
         attention_heads=4, n_random_features=64,                                # 'kernel_attention'
         activation="gelu", dtype="float32", seed=0,
         level="node", outputs=len(PARTICLE_CLASSES) + N_CHARGES + N_MOMENTUM,
@@ -66,6 +75,7 @@ class MLPF(nn.Module):
     distance_dim: int = 16
     n_convs: int = 2
     dense: bool = False
+    hash_space: str = "eta_phi"
     attention_heads: int = 4
     n_random_features: int = 64
     activation: str = "gelu"
@@ -91,8 +101,11 @@ class MLPF(nn.Module):
         dtype = get_dtype(self.dtype)
         mlp = dict(activation=self.activation, layer_norm=True, dtype=dtype)
         x = MLP([self.hidden, self.hidden], name="encoder", **mlp)([(signed_log(graph.nodes.astype(jnp.float32)), None)])
+        extra = {}
+        if self.message == "lsh" and self.hash_space == "eta_phi":
+            extra["hash_points"] = graph.nodes[:, DIRECTION].astype(jnp.float32)
         for i in range(self.n_layers):
-            h = self.message_layer(i, dtype)(x, graph.n_node)
+            h = self.message_layer(i, dtype)(x, graph.n_node, **extra)
             x = nn.LayerNorm(dtype=dtype, param_dtype=jnp.float32, name=f"norm_{i}")(x + h)
         n_class, n_charge, n_momentum = self.head_widths
         head = dict(final_activation=False, **mlp)
@@ -119,6 +132,9 @@ def build_mlpf(values: ml_collections.ConfigDict) -> MLPF:
     if values.message not in MESSAGES:
         raise ConfigError(f"config key 'model.message' must be one of {', '.join(MESSAGES)} for model "
                           f"'mlpf', got {values.message!r}")
+    if values.hash_space not in HASH_SPACES:
+        raise ConfigError(f"config key 'model.hash_space' must be one of {', '.join(HASH_SPACES)}, "
+                          f"got {values.hash_space!r}")
     if values.level != "node":
         raise ConfigError(f"model 'mlpf' predicts per element: config key 'model.level' must be 'node' "
                           f"(task 'pflow'), got {values.level!r}")

@@ -15,7 +15,8 @@ from tests.nn.layers.layer_helpers import padded
 from tests.nn.model_helpers import assert_close_across_shapes
 
 GRAPH = jraph.batch_np([e.graph for e in pflow_events(2, seed=0, min_particles=6, max_particles=12)])
-VARIANTS = {"lsh": dict(bin_size=8, n_buckets=4), "dense": dict(dense=True),
+VARIANTS = {"lsh": dict(bin_size=8, n_buckets=4), "lsh_learned": dict(bin_size=8, n_buckets=4, hash_space="learned"),
+            "dense": dict(dense=True),
             "kernel_attention": dict(message="kernel_attention", n_random_features=8)}
 
 
@@ -26,7 +27,7 @@ def model_of(**keys):
     return build_model(cfg)
 
 
-@pytest.mark.parametrize("variant", ["lsh", "kernel_attention"])  # dense: the next test
+@pytest.mark.parametrize("variant", ["lsh", "lsh_learned", "kernel_attention"])  # dense: the next test
 def test_outputs_per_element_and_padding_changes_no_real_output(variant):
     model = model_of(**VARIANTS[variant])
     params = jax.jit(model.init)(jax.random.key(0), GRAPH)
@@ -61,6 +62,7 @@ def test_bf16_computes_with_float32_parameters_and_gradients():
 @pytest.mark.parametrize("key, value, match", [
     ("message", "lsh2", r"'model.message'.*lsh, kernel_attention"),
     ("level", "graph", r"'model.level' must be 'node'"),
+    ("hash_space", "xyz", r"'model.hash_space' must be one of eta_phi, learned"),
     ("n_buckets", 5, r"'model.n_buckets' must be even"),
     ("head_widths", (6, 3, 4), r"'model.head_widths'.*= 14"),
     ("dtype", "float16", r"unknown compute dtype 'float16'"),

@@ -2,6 +2,7 @@
 
     layer = LSHMessagePassing(features=64, distance_dim=16, bin_size=128, n_buckets=16)
     h = layer(x, n_node, node_mask)            # x float [N, F] -> h [N, features]
+    h = layer(x, n_node, node_mask, hash_points=p)   # bins from fixed points p [N, P] instead of z
 
 Per call, for every graph of a jraph batch on its own:
   1. z = Dense(x) in float32: each element's point in a learned distance space [N, distance_dim].
@@ -26,6 +27,10 @@ Why these choices:
   * Hashing and distances are float32 (the published code forces this too): bf16 rounding of
     z would move elements between buckets and flatten exp(-d²).
   * Masked and padding elements get no slot: they are nobody's neighbour and their outputs are 0.
+  * `hash_points` (e.g. each element's direction) bins by fixed coordinates while the kernel
+    stays in the learned space: hashing a freshly initialised z can keep apart exactly the
+    pairs that must meet (a track and its cluster differ most in their type features), and no
+    gradient reaches a pair that never shares a bin, so the learned space cannot pull them in.
 
 Slots: n_bins = ceil(N / bin_size) + G - 1 chunks of bin_size (G graphs in the batch, each
 rounding its run up to whole chunks), so memory and time are O(N · bin_size) for one event.
@@ -161,8 +166,9 @@ class GatedGraphConv(nn.Module):
 
 
 class LSHMessagePassing(nn.Module):
-    """See the module docstring. x float [N, F], n_node int [G], node_mask bool [N] or None ->
-    [N, features] in `dtype` (zeros for masked and padding-beyond-n_node elements)."""
+    """See the module docstring. x float [N, F], n_node int [G], node_mask bool [N] or None,
+    hash_points float [N, P] or None (hash z) -> [N, features] in `dtype` (zeros for masked and
+    padding-beyond-n_node elements)."""
 
     features: int = 64
     distance_dim: int = 16
@@ -175,13 +181,15 @@ class LSHMessagePassing(nn.Module):
     seed: int = 0
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray, n_node: jnp.ndarray, node_mask: jnp.ndarray | None = None):
+    def __call__(self, x: jnp.ndarray, n_node: jnp.ndarray, node_mask: jnp.ndarray | None = None,
+                 hash_points: jnp.ndarray | None = None):
         z = nn.Dense(self.distance_dim, dtype=jnp.float32, param_dtype=jnp.float32,
                      name="distance")(x.astype(jnp.float32))
         if self.dense:
             bins = dense_bins(n_node, x.shape[0], node_mask)
         else:
-            bins = lsh_bins(z, n_node, self.bin_size, self.n_buckets, node_mask=node_mask, seed=self.seed)
+            bins = lsh_bins(z if hash_points is None else hash_points, n_node, self.bin_size, self.n_buckets,
+                            node_mask=node_mask, seed=self.seed)
         adj = gaussian_adjacency(to_bins(z, bins), bins.slot_graph)
         h = to_bins(x.astype(self.dtype), bins)
         for i in range(self.n_convs):

@@ -77,6 +77,29 @@ def test_masked_elements_are_nobodys_neighbour_and_output_zero(case):
     assert not base[~mask].any()
 
 
+def test_given_hash_points_decide_the_bins_and_the_learned_space_the_kernel(case):
+    g = case.graph
+    n = len(g.nodes)
+    group = np.arange(n) % 2
+    points = np.where(group[:, None] == 0, [1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]).astype(np.float32)
+    points += 0.01 * np.random.default_rng(0).normal(size=points.shape).astype(np.float32)
+    layer = LAYER.clone(bin_size=4, n_buckets=8)
+    fn = jax.jit(lambda x: layer.apply({"params": case.params}, x, g.n_node, None, points))
+    bins = lsh_bins(jnp.asarray(points), g.n_node, 4, 8)
+    slot_element = np.asarray(bins.slot_element)
+    bin_of = np.empty(n, int)
+    for b, row in enumerate(slot_element):
+        bin_of[row[row < n]] = b
+    moved = g.nodes.copy()
+    moved[group == 1] += 3.0  # new features, same hash points: the same bins
+    untouched = np.array([not (group[bin_of == bin_of[i]] == 1).any() for i in range(n)])
+    assert untouched.any() and not untouched.all()
+    # same program; a bin without moved elements holds the same inputs -> bitwise equal outputs
+    before, after = np.asarray(fn(g.nodes)), np.asarray(fn(moved))
+    np.testing.assert_array_equal(after[untouched], before[untouched])
+    assert not np.array_equal(after[group == 1], before[group == 1])
+
+
 def test_bins_hold_one_graph_each_and_every_real_element_once():
     rng = np.random.default_rng(0)
     n_node = np.array([50, 7, 0, 33], np.int32)
