@@ -124,8 +124,8 @@ from gnntrack import cli
 def run(args):
     import jax, jax.numpy as jnp
 
-    def f(x):
-        for i in range(150):
+    def f(x):  # unrolled: seconds of XLA compilation on any CPU, well past the test's 0.5 s wait
+        for i in range(600):
             x = jnp.sin(x @ x.T) + i
         return x
     lowered = jax.jit(f).lower(jnp.ones((8, 8)))
