@@ -58,16 +58,27 @@ def wait_for(condition: Callable[[], T], timeout_s: float, what: str, proc: subp
         time.sleep(0.2)
 
 
+def _start_like_a_terminal_job() -> None:
+    """In the child before exec: SIGINT and SIGTERM at their defaults and not blocked, as a
+    terminal starts a foreground job. An ignored disposition or a blocked mask would otherwise be
+    inherited from the test process (whatever ran before it in the same pytest worker)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def process_group(command: list[str], log: Path | None = None) -> Iterator[subprocess.Popen]:
     """Runs `command` in a session of its own, so that its processes form one group that the test
     signals as a terminal signals its foreground job; stdout and stderr go to `log` (else stdout
     is a text pipe). At the end whatever still runs of the group is killed (a failed test)."""
     if log is None:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, start_new_session=True)
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, start_new_session=True,
+                                preexec_fn=_start_like_a_terminal_job)
     else:
         with open(log, "wb") as out:
-            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                    preexec_fn=_start_like_a_terminal_job)
     try:
         yield proc
     finally:
