@@ -23,6 +23,13 @@ from gnntrack.train.defaults import default_config
 
 DEFAULT_PATHS = ("runs/jets/top_towers_seed1.h5", "runs/jets/qcd_towers_seed1.h5")
 
+# (x - shift) * scale of the 7 ParticleNet features (d eta, d phi, log pT, log E, log pT/pT_jet,
+# log E/E_jet, dR): about zero mean and unit spread on generated towers jets (top and QCD), the
+# role of the input BatchNorm in the paper's network; d eta and d phi share one scale, so the
+# first block's kNN in (d eta, d phi) is unchanged
+PARTICLENET_INPUT_SHIFT = (0.0, 0.0, 1.7, 2.1, -4.65, -4.65, 0.27)
+PARTICLENET_INPUT_SCALE = (4.0, 4.0, 0.75, 0.75, 0.75, 0.75, 5.0)
+
 
 def default_jet_paths() -> tuple[str, ...]:
     """$GNNTRACK_JETS split at ':' when set, else DEFAULT_PATHS."""
@@ -32,7 +39,7 @@ def default_jet_paths() -> tuple[str, ...]:
 
 def jets_config(model: str = "particlenet_lite") -> ml_collections.ConfigDict:
     """`model` on the jets of `default_jet_paths()`: 128 jets per step, Adam 1e-3 with warmup
-    and cosine decay, validation AUC picks the checkpoint."""
+    and cosine decay, validation AUC picks the checkpoint; ParticleNet's inputs standardised."""
     config = default_config()
     config.seed = 0
     config.data.source = "jets"
@@ -40,6 +47,8 @@ def jets_config(model: str = "particlenet_lite") -> ml_collections.ConfigDict:
     config.data.jets.paths = default_jet_paths()
     config.task = default_task_config("jet")
     config.model = default_model_config(model)
+    if model in ("particlenet", "particlenet_lite"):
+        config.model.input_shift, config.model.input_scale = PARTICLENET_INPUT_SHIFT, PARTICLENET_INPUT_SCALE
     opt = config.optimizer
     opt.name, opt.lr = "adam", 1e-3
     opt.schedule, opt.warmup_steps = "warmup_cosine", 100

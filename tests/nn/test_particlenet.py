@@ -109,3 +109,25 @@ def test_model_config_errors_name_the_key():
         config[key] = value
         with pytest.raises(ConfigError, match=rf"model\.{key}"):
             build_model(config)
+
+
+def test_input_standardisation_equals_standardising_the_features_beforehand():
+    # the model with (shift, scale) on raw inputs vs the model without them on inputs already
+    # standardised by numpy: the same program on equal-shaped arrays, so equal to float32 rounding
+    # of the one subtraction and multiplication (not bitwise: numpy and XLA may round them apart)
+    shift, scale = (0.0, 0.0, 1.7, 2.1, -4.65, -4.65, 0.27), (4.0, 4.0, 0.75, 0.75, 0.75, 0.75, 5.0)
+    graph = jet_batch([5, 9])
+    plain, standardising = tiny(), tiny(input_shift=shift, input_scale=scale)
+    params = plain.init(jax.random.PRNGKey(0), graph)
+    done_before = graph._replace(nodes=((graph.nodes - np.float32(shift)) * np.float32(scale)).astype(np.float32))
+    np.testing.assert_allclose(standardising.apply(params, graph), plain.apply(params, done_before),
+                               rtol=1e-5, atol=1e-5)
+    # and it acts: a raw batch gives other outputs than its standardised self
+    assert not np.allclose(plain.apply(params, graph), plain.apply(params, done_before), atol=1e-3)
+
+
+def test_input_standardisation_errors_name_the_key():
+    with pytest.raises(ConfigError, match=r"model\.input_scale"):
+        tiny(input_scale=("a",))
+    with pytest.raises(ConfigError, match=r"model\.input_shift.*model\.input_scale"):
+        tiny(input_shift=(1.0, 2.0), input_scale=(1.0,))
