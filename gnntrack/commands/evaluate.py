@@ -1,7 +1,10 @@
 """`gnntrack evaluate --workdir RUN --input EVENTS_DIR [--out DIR]`: tracks, TrackML score, report.
 
 A run of the 'pflow' task is evaluated on particle-flow events instead (`run_pflow`): jets, MET
-and per-class rates of the model and the rule-based baseline (`gnntrack.pflow.evaluate`).
+and per-class rates of the model and the rule-based baseline (`gnntrack.pflow.evaluate`). A run of
+the 'jet' task is evaluated on jets (`run_jets`, `gnntrack.jets.evaluate`): its test split
+(`--input test`) or a jet file in any public layout, against the jet-mass baseline, with its
+parameters, FLOPs and latency per jet.
 """
 
 from __future__ import annotations
@@ -9,8 +12,9 @@ from __future__ import annotations
 import argparse
 import math
 
-HELP = ("evaluate a trained run on TrackML events (edge metrics, tracks, TrackML score, efficiency, plots) "
-        "or a particle-flow run on pflow events (jets, MET, per-class rates vs the baseline)")
+HELP = ("evaluate a trained run on TrackML events (edge metrics, tracks, TrackML score, efficiency, plots), "
+        "a particle-flow run on pflow events (jets, MET, per-class rates vs the baseline) or a jet tagger "
+        "on jets (AUC, rejection, ROC, FLOPs and latency vs the mass baseline)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", required=True,
                         help="directory of TrackML events (hits, truth, particles; cells optional; csv or csv.gz); "
                              "for a pflow run, of particle-flow events (gnntrack pflow simulate; the run's own "
-                             "directory: its test events only)")
+                             "directory: its test events only); for a jet-tagging run, a jet file (top-tagging test.h5, ATLAS, "
+                             "JetNet or generated) or 'test' for the run's own test split")
     parser.add_argument("--out", default=None, help="report directory (default: RUN/evaluation)")
     parser.add_argument("--checkpoint", default="best",
                         help="'best' (default; latest if no best is marked), 'latest' or a step number")
@@ -53,8 +58,11 @@ def run(args: argparse.Namespace) -> int:
     from gnntrack.io.atomic import check_directory_path
     from gnntrack.tracks.evaluate import default_evaluation_config, evaluate_run
 
-    if run_task(args.workdir) == "pflow":
+    task = run_task(args.workdir)
+    if task == "pflow":
         return run_pflow(args)
+    if task == "jet":
+        return run_jets(args)
     config = default_evaluation_config()
     checkpoint = str(args.checkpoint)
     if checkpoint not in ("best", "latest") and not checkpoint.isdigit():
@@ -136,28 +144,35 @@ def run_task(workdir: str) -> str | None:
     return (config.get("task") or {}).get("name", "edge")
 
 
+def common_settings(args: argparse.Namespace, config):
+    """`config` with the options every task's evaluation shares (--checkpoint, --limit, --n-boot,
+    --no-plots), after checking --checkpoint and --out (InputError naming the option)."""
+    from gnntrack.errors import InputError
+    from gnntrack.io.atomic import check_directory_path
+
+    checkpoint = str(args.checkpoint)
+    if checkpoint not in ("best", "latest") and not checkpoint.isdigit():
+        raise InputError(f"--checkpoint must be 'best', 'latest' or a step number, got {args.checkpoint!r}")
+    if args.out is not None:
+        check_directory_path(args.out, "--out")
+    config.checkpoint = checkpoint
+    config.limit = max(int(args.limit), 0)
+    config.n_boot = max(int(args.n_boot), 1)
+    config.plots = not args.no_plots
+    return config
+
+
 def run_pflow(args: argparse.Namespace) -> int:
     """`gnntrack evaluate` of a particle-flow run: --checkpoint, --limit, --n-boot, --no-plots,
     --json and --out apply; the tracking options do not."""
     import json
     from pathlib import Path
 
-    from gnntrack.errors import InputError
-    from gnntrack.io.atomic import check_directory_path
     from gnntrack.pflow.evaluate import default_pflow_evaluation_config, evaluate_pflow_run
     from gnntrack.pflow.store import read_meta
 
-    checkpoint = str(args.checkpoint)
-    if checkpoint not in ("best", "latest") and not checkpoint.isdigit():
-        raise InputError(f"--checkpoint must be 'best', 'latest' or a step number, got {args.checkpoint!r}")
     read_meta(args.input)  # names the directory when it holds no particle-flow events
-    if args.out is not None:
-        check_directory_path(args.out, "--out")
-    config = default_pflow_evaluation_config()
-    config.checkpoint = checkpoint
-    config.limit = max(int(args.limit), 0)
-    config.n_boot = max(int(args.n_boot), 1)
-    config.plots = not args.no_plots
+    config = common_settings(args, default_pflow_evaluation_config())
     metrics = evaluate_pflow_run(args.workdir, args.input, args.out, config=config)
     if args.json:
         print(json.dumps({k: metrics[k] for k in ("algorithms", "difference", "settings", "n_events")}, indent=2))
@@ -193,3 +208,24 @@ def print_pflow_metrics(metrics: dict, out_dir: str, console=None) -> None:
     console.print(f"  jets: anti-kT R = {s['jet_radius']}, target pT > {s['jet_pt_min']} GeV, |eta| < "
                   f"{s['jet_eta_max']}, matched within dR < {s['match_dr']}; events: {metrics['input']['selection']}")
     console.print(f"  report: {out_dir} (metrics.json, report.md, plots/)")
+
+
+def run_jets(args: argparse.Namespace) -> int:
+    """`gnntrack evaluate` of a jet-tagging run: --checkpoint, --limit, --n-boot, --no-plots,
+    --json and --out apply."""
+    import json
+    from pathlib import Path
+
+    from gnntrack.jets.evaluate import default_jets_evaluation_config, evaluate_jets_run
+
+    config = common_settings(args, default_jets_evaluation_config())
+    metrics = evaluate_jets_run(args.workdir, args.input, args.out, config=config)
+    out_dir = args.out or str(Path(args.workdir) / "evaluation")
+    if args.json:
+        print(json.dumps({k: metrics[k] for k in ("scorers", "difference", "costs", "input")}, indent=2))
+    else:
+        from gnntrack.report.jets import jets_markdown
+
+        print(jets_markdown(metrics, {}), end="")  # the markdown table reads as it is on a terminal
+        print(f"  report: {out_dir} (metrics.json, report.md, roc.npz, plots/)")
+    return 0

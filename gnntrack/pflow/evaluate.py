@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -284,7 +283,7 @@ def load_pflow_run(workdir: str | os.PathLike, checkpoint: str = "best") -> Pflo
     from gnntrack.config import CONFIG_FILE_NAME, load_config
     from gnntrack.nn.models import build_model
     from gnntrack.tasks import make_task, model_config_for
-    from gnntrack.train.checkpoint import CHECKPOINT_DIR_NAME
+    from gnntrack.train.checkpoint import CHECKPOINT_DIR_NAME, restore_run_checkpoint
 
     workdir = Path(workdir)
     if not (workdir / CONFIG_FILE_NAME).exists():
@@ -293,36 +292,11 @@ def load_pflow_run(workdir: str | os.PathLike, checkpoint: str = "best") -> Pflo
     name = config.get("task", ml_collections.ConfigDict()).get("name", "edge")
     if name != "pflow":
         raise InputError(f"{workdir}: a run of the {name!r} task, not 'pflow'")
-    state, step, which = restore_checkpoint(workdir / CHECKPOINT_DIR_NAME, config, checkpoint)
+    state, step, which = restore_run_checkpoint(workdir / CHECKPOINT_DIR_NAME, config, checkpoint)
     task = make_task(config.task)
     params = state["params"] if isinstance(state, dict) else state.params
     return PflowRun(workdir=workdir, config=config, task=task, model=build_model(model_config_for(task, config.model)),
                     params=params, step=int(step), which=which)
-
-
-def restore_checkpoint(ckpt_dir: Path, config: ml_collections.ConfigDict, checkpoint: str) -> tuple[Any, int, str]:
-    """(state, step, 'best' | 'latest' | 'step') of a run's checkpoint, for any task: 'best' by the
-    run's train.best_metric (the latest when none is marked), 'latest', or a step number. Only
-    reads; a damaged 'best' or 'latest' one is skipped for the newest that restores, with one line
-    on stderr. InputError when there is no checkpoint or no such step."""
-    from gnntrack.train.checkpoint import Checkpointer
-
-    train = config.get("train", ml_collections.ConfigDict())
-    with Checkpointer(ckpt_dir, best_metric=train.get("best_metric", None) or None,
-                      best_mode=train.get("best_mode", "max"), read_only=True) as ckpt:
-        steps = ckpt.all_steps()
-        if not steps:
-            raise InputError(f"{ckpt_dir.parent}: no checkpoint to evaluate in {ckpt_dir}; train the run first "
-                             f"(gnntrack train --workdir {ckpt_dir.parent})")
-        if checkpoint not in ("best", "latest"):
-            if not str(checkpoint).isdigit() or int(checkpoint) not in steps:
-                raise InputError(f"{ckpt_dir}: no checkpoint {checkpoint!r}; use 'best', 'latest' or one of {steps}")
-            return ckpt.restore(int(checkpoint))[0], int(checkpoint), "step"
-        best = ckpt.best_step() if checkpoint == "best" else None
-        restored = ckpt.restore_newest(prefer=best)
-    for skip in restored.skipped:
-        print(f"gnntrack: {skip.message()}; using step {restored.step}", file=sys.stderr)
-    return restored.state, restored.step, "best" if best is not None and restored.step == best else "latest"
 
 
 def select_events(run: PflowRun, input_dir: str | os.PathLike, limit: int = 0) -> tuple[list[PflowEvent], str]:

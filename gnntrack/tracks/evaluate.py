@@ -33,7 +33,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -114,7 +113,7 @@ def load_run(workdir: str | os.PathLike, checkpoint: str | int = "best") -> RunM
     """
     from gnntrack.config import CONFIG_FILE_NAME, load_config
     from gnntrack.nn.models import build_model
-    from gnntrack.train.checkpoint import CHECKPOINT_DIR_NAME, CheckpointError, Checkpointer, shape_mismatch
+    from gnntrack.train.checkpoint import CHECKPOINT_DIR_NAME, restore_run_checkpoint, shape_mismatch
 
     workdir = Path(workdir)
     if not (workdir / CONFIG_FILE_NAME).exists():
@@ -124,36 +123,12 @@ def load_run(workdir: str | os.PathLike, checkpoint: str | int = "best") -> RunM
     if task != "edge":
         raise InputError(f"{workdir}: a run of the {task!r} task; gnntrack evaluate builds tracks from "
                          f"edge scores (task 'edge'). Its test predictions are in {workdir / 'test_predictions.npz'}")
-    ckpt_dir = workdir / CHECKPOINT_DIR_NAME
-    train = config.get("train", ml_collections.ConfigDict())
-    with Checkpointer(ckpt_dir, best_metric=train.get("best_metric", None) or None,
-                      best_mode=train.get("best_mode", "max"), read_only=True) as ckpt:
-        steps = ckpt.all_steps()
-        if not steps:
-            raise InputError(f"{workdir}: no checkpoint to evaluate in {ckpt_dir}; train the run first "
-                             f"(gnntrack train --workdir {workdir})")
-        if checkpoint in ("best", "latest"):
-            best = ckpt.best_step() if checkpoint == "best" else None
-            restored = ckpt.restore_newest(prefer=best)
-            state, step = restored.state, restored.step
-            which = "best" if best is not None and step == best else "latest"
-            for skip in restored.skipped:
-                print(f"gnntrack: {skip.message()}; using step {step}", file=sys.stderr)
-        else:
-            if not str(checkpoint).isdigit():
-                raise InputError(f"checkpoint must be 'best', 'latest' or a step number, got {checkpoint!r}")
-            step, which = int(checkpoint), "step"
-            if step not in steps:
-                raise InputError(f"{ckpt_dir}: no checkpoint at step {step}; available: {steps}")
-            try:
-                state, _ = ckpt.restore(step)
-            except CheckpointError as exc:
-                raise CheckpointError(f"{exc}; choose another with --checkpoint (available: {steps})") from None
+    state, step, which = restore_run_checkpoint(workdir / CHECKPOINT_DIR_NAME, config, checkpoint)
     params = state["params"] if isinstance(state, dict) else state.params
     model = build_model(config.model)
     detail = shape_mismatch(params, expected_params(model, config))
     if detail is not None:
-        raise ConfigError(f"{workdir / CONFIG_FILE_NAME} does not fit checkpoint {step} in {ckpt_dir}: {detail}. "
+        raise ConfigError(f"{workdir / CONFIG_FILE_NAME} does not fit checkpoint {step} in {workdir / CHECKPOINT_DIR_NAME}: {detail}. "
                           "Was config.json edited? Undo the edit to evaluate this run")
     return RunModel(workdir=workdir, config=config, model=model, params=params, step=int(step), which=which)
 

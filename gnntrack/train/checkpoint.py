@@ -39,7 +39,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as ocm
 
-from gnntrack.errors import GnnTrackError
+from gnntrack.errors import GnnTrackError, InputError
 
 # absl (orbax) log records dropped, and why:
 _DROPPED_LOG_MESSAGES = (
@@ -458,3 +458,33 @@ def _abstract(tree: Any) -> Any:
     import jax
 
     return jax.tree_util.tree_map(lambda x: np.zeros(np.shape(x), dtype=np.asarray(x).dtype), tree)
+
+
+def restore_run_checkpoint(ckpt_dir: Path, config: Any, checkpoint: str | int) -> tuple[Any, int, str]:
+    """(state, step, 'best' | 'latest' | 'step') of a run's checkpoint, for any task: 'best' by the
+    run's train.best_metric (the latest when none is marked), 'latest', or a step number. Only
+    reads; a damaged 'best' or 'latest' one is skipped for the newest that restores, with one line
+    on stderr; a damaged one asked for by its step is a CheckpointError. InputError when there is
+    no checkpoint or no such step."""
+    train = config.get("train", {})
+    with Checkpointer(ckpt_dir, best_metric=train.get("best_metric", None) or None,
+                      best_mode=train.get("best_mode", "max"), read_only=True) as ckpt:
+        steps = ckpt.all_steps()
+        if not steps:
+            raise InputError(f"{ckpt_dir.parent}: no checkpoint to evaluate in {ckpt_dir}; train the run "
+                             f"first (gnntrack train --workdir {ckpt_dir.parent})")
+        if checkpoint not in ("best", "latest"):
+            if not str(checkpoint).isdigit():
+                raise InputError(f"checkpoint must be 'best', 'latest' or a step number, got {checkpoint!r}")
+            step = int(checkpoint)
+            if step not in steps:
+                raise InputError(f"{ckpt_dir}: no checkpoint at step {step}; available: {steps}")
+            try:
+                return ckpt.restore(step)[0], step, "step"
+            except CheckpointError as exc:
+                raise CheckpointError(f"{exc}; choose another with --checkpoint (available: {steps})") from None
+        best = ckpt.best_step() if checkpoint == "best" else None
+        restored = ckpt.restore_newest(prefer=best)
+    for skip in restored.skipped:
+        print(f"gnntrack: {skip.message()}; using step {restored.step}", file=sys.stderr)
+    return restored.state, restored.step, "best" if best is not None and restored.step == best else "latest"
