@@ -131,3 +131,22 @@ def test_input_standardisation_errors_name_the_key():
         tiny(input_scale=("a",))
     with pytest.raises(ConfigError, match=r"model\.input_shift.*model\.input_scale"):
         tiny(input_shift=(1.0, 2.0), input_scale=(1.0,))
+
+
+def test_norm_act_is_flax_layer_norm_then_the_activation_in_value_and_gradient():
+    # the same formula (one-pass variance, epsilon 1e-6), row sums in another order: equal to
+    # float32 rounding, not bitwise
+    import flax.linen as nn
+
+    from gnntrack.nn.particlenet import NormAct
+
+    x = jnp.asarray(np.random.default_rng(0).normal(1.0, 2.0, size=(3, 5, 4, 24)).astype(np.float32))
+    params = {"scale": jnp.linspace(0.5, 1.5, 24), "bias": jnp.linspace(-0.2, 0.2, 24)}
+    for activation in ("relu", "identity"):
+        ours = lambda p, a=activation: jnp.sum(jnp.sin(NormAct(a).apply({"params": p}, x)))  # noqa: E731
+        act = jax.nn.relu if activation == "relu" else (lambda v: v)
+        flax_ = lambda p, a=act: jnp.sum(jnp.sin(a(nn.LayerNorm().apply({"params": p}, x))))  # noqa: E731
+        np.testing.assert_allclose(ours(params), flax_(params), rtol=1e-5)
+        for g_ours, g_flax in zip(jax.tree_util.tree_leaves(jax.grad(ours)(params)),
+                                  jax.tree_util.tree_leaves(jax.grad(flax_)(params))):
+            np.testing.assert_allclose(g_ours, g_flax, rtol=1e-4, atol=1e-4)

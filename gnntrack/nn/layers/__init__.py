@@ -130,41 +130,52 @@ def gather_rows(table: jnp.ndarray, index: jnp.ndarray) -> jnp.ndarray:
 _EPS = 1e-6  # flax.linen.LayerNorm's default epsilon
 
 
-def _norm_act_forward(h, scale, bias, activation):
+def _row_mean(x, stats):
+    """E[x] over the last axis, [..., 1]: 'reduce' (XLA row reductions) or 'matmul' (a product
+    with a column of 1/F: the same sum in another order, which XLA:CPU runs as a matrix product;
+    faster on the [G, P, k, C] edge activations of dense per-jet models)."""
+    if stats == "matmul":
+        return x @ jnp.full((x.shape[-1], 1), 1.0 / x.shape[-1], x.dtype)
+    return jnp.mean(x, axis=-1, keepdims=True)
+
+
+def _norm_act_forward(h, scale, bias, activation, stats="reduce"):
     h32 = h.astype(jnp.float32)
     # One-pass statistics, var = E[h²] - E[h]² (clipped at 0): flax.linen.LayerNorm's own default
     # (use_fast_variance), so the reference model computes the same formula. Both row sums read h
     # itself, so XLA:CPU does not write h - mean to memory as a pass of its own before reducing.
-    mean = jnp.mean(h32, axis=-1, keepdims=True)
-    var = jnp.maximum(jnp.mean(h32 * h32, axis=-1, keepdims=True) - mean * mean, 0.0)
+    mean = _row_mean(h32, stats)
+    var = jnp.maximum(_row_mean(h32 * h32, stats) - mean * mean, 0.0)
     rstd = jax.lax.rsqrt(var + _EPS)
     xhat = (h32 - mean) * rstd
     y = ACTIVATIONS[activation](xhat * scale + bias)
     return y.astype(h.dtype), xhat, rstd
 
 
-def norm_act(h, scale, bias, activation="tanh"):
+def norm_act(h, scale, bias, activation="tanh", stats="reduce"):
     """activation(LayerNorm(h) * scale + bias) over the last axis; h [..., F], scale/bias [F].
 
     Differentiable, with the hand-written backward of `_norm_act`. Works under jit, vmap,
     remat and `jax.shard_map` (replicated scale/bias are cast to h's device-varying type first,
-    so autodiff sums their gradients over devices exactly as for plain jnp code).
+    so autodiff sums their gradients over devices exactly as for plain jnp code). stats: how
+    the row statistics are summed ('reduce' or 'matmul', see `_row_means`).
     """
     scale, bias = vary_like(scale, h), vary_like(bias, h)
-    return _norm_act(h, scale, bias, activation)
+    return _norm_act(h, scale, bias, activation, stats)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def _norm_act(h, scale, bias, activation="tanh"):
-    return _norm_act_forward(h, scale, bias, activation)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def _norm_act(h, scale, bias, activation="tanh", stats="reduce"):
+    return _norm_act_forward(h, scale, bias, activation, stats)[0]
 
 
-def _norm_act_fwd(h, scale, bias, activation):
-    y, xhat, rstd = _norm_act_forward(h, scale, bias, activation)
+def _norm_act_fwd(h, scale, bias, activation, stats):
+    y, xhat, rstd = _norm_act_forward(h, scale, bias, activation, stats)
     return y, (xhat, rstd, y, scale, bias)
 
 
-def _norm_act_bwd(activation, res, dy):
+def _norm_act_bwd(activation, stats, res, dy):
+    del stats
     xhat, rstd, y, scale, bias = res
     dy = dy.astype(jnp.float32)
     if activation == "tanh":
@@ -178,6 +189,7 @@ def _norm_act_bwd(activation, res, dy):
     dscale = jnp.sum(dz * xhat, axis=lead)
     dbias = jnp.sum(dz, axis=lead)
     g = dz * scale
+    # plain row reductions here whatever `stats` is: matrix products made the backward slower
     dh = rstd * (g - jnp.mean(g, axis=-1, keepdims=True)
                  - xhat * jnp.mean(g * xhat, axis=-1, keepdims=True))
     return dh.astype(y.dtype), dscale, dbias
