@@ -90,3 +90,17 @@ def test_paired_intervals_of_a_scorer_against_itself_are_zero():
     assert intervals["a"] == intervals["b"]
     low, high = intervals["a"]["auc"]
     assert 0.5 < low <= high <= 1.0
+
+
+def test_compare_table_script_names_a_malformed_argument(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "jets_compare_table.py"
+    spec = importlib.util.spec_from_file_location("jets_compare_table", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(InputError, match="expected NAME=DIR, got 'teacher'"):
+        module.main(["--out", str(tmp_path), "teacher"])
+    with pytest.raises(InputError, match="not a jets evaluation"):
+        module.main(["--out", str(tmp_path), f"teacher={tmp_path}"])
