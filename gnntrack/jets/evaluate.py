@@ -175,7 +175,19 @@ def model_costs(run: JetsRun, jets: JetArrays, batches: Sequence[int], repeats: 
     return {"parameters": int(param_count(run.params)),
             "flops_per_jet": flops_per_jet(run, jets, max(batches)),
             "latency_s_per_jet": {str(b): latency_per_jet(run, jets, int(b), repeats) for b in batches},
-            "device": str(jax.devices()[0].device_kind), "cpu": platform.processor() or platform.machine()}
+            "device": str(jax.devices()[0].device_kind), "cpu": cpu_description()}
+
+
+def cpu_description() -> str:
+    """'<model name>, <n> cores[, AVX-512]' from /proc/cpuinfo where readable, else the platform's
+    machine name: latencies mean little without the CPU they were measured on."""
+    try:
+        info = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return f"{platform.machine()}, {os.cpu_count()} cores"
+    names = [line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")]
+    wide = ", AVX-512" if " avx512f" in info else ""
+    return f"{names[0] if names else platform.machine()}, {os.cpu_count()} cores{wide}"
 
 
 def evaluate_jets_run(workdir: str | os.PathLike, source: str = TEST_SPLIT, out_dir: str | os.PathLike | None = None,
