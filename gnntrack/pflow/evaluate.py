@@ -293,6 +293,9 @@ def load_pflow_run(workdir: str | os.PathLike, checkpoint: str = "best") -> Pflo
     if name != "pflow":
         raise InputError(f"{workdir}: a run of the {name!r} task, not 'pflow'")
     state, step, which = restore_run_checkpoint(workdir / CHECKPOINT_DIR_NAME, config, checkpoint)
+    if "momentum_targets" not in config.task:  # saved before the key existed: absolute targets
+        with config.unlocked():
+            config.task.momentum_targets = "absolute"
     task = make_task(config.task)
     params = state["params"] if isinstance(state, dict) else state.params
     return PflowRun(workdir=workdir, config=config, task=task, model=build_model(model_config_for(task, config.model)),

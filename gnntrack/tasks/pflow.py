@@ -4,7 +4,11 @@ Targets: `HitGraph.node_y` float32 [N, len(TARGET_COLUMNS)] (`gnntrack.pflow.typ
 index (0 = no particle), charge (-1, 0, +1), pt (GeV), eta, sin φ, cos φ, energy (GeV).
 Outputs per element [N, 14] (`gnntrack.nn.mlpf`): class logits [6], charge logits [3], then the
 momentum in the regression space  (log(1 + pt), eta, sin φ, cos φ, log(1 + E)): the logs
-bring 0.1 ... 1000 GeV to one scale for the Huber loss; `predict` returns GeV again.
+bring 0.1 ... 1000 GeV to one scale for the Huber loss; `predict` returns GeV again. With
+momentum_targets = 'relative' (the default, as MLPF regresses) the head predicts the particle's
+momentum minus its element's own (pt or E_T, eta, sin φ, cos φ, E or p; ELEMENT_FEATURES), both in
+the regression space: a charged hadron then only corrects its track, whose resolution no network
+learns from scratch; 'absolute' (runs made before the key existed) predicts the momentum itself.
 
 Loss per real element (padding never enters: masks):
 
@@ -30,7 +34,7 @@ import optax
 
 from gnntrack.errors import ConfigError
 from gnntrack.graphs.types import HitGraph
-from gnntrack.pflow.types import PARTICLE_CLASSES, TARGET_COLUMNS
+from gnntrack.pflow.types import ELEMENT_FEATURES, PARTICLE_CLASSES, TARGET_COLUMNS
 from gnntrack.train.metrics import edge_metrics
 
 N_CLASSES = len(PARTICLE_CLASSES)
@@ -38,12 +42,17 @@ N_CHARGES = 3
 N_MOMENTUM = len(TARGET_COLUMNS) - 2
 LOG_COLUMNS = np.array([True, False, False, False, True])  # pt and energy: regressed as log(1 + x)
 IQR_TO_SIGMA = 1.349  # IQR of a Gaussian in units of sigma
+MOMENTUM_TARGETS = ("relative", "absolute")
+# the element's own (pt or E_T, eta, sin φ, cos φ, E or p): the reference of 'relative' targets
+ELEMENT_KINEMATICS = slice(ELEMENT_FEATURES.index("pt_or_et"), ELEMENT_FEATURES.index("energy_or_p") + 1)
 
 
 def pflow_task_config() -> ml_collections.ConfigDict:
-    """Defaults of `task.name = "pflow"`: loss shape (focal gamma, Huber delta) and head weights."""
+    """Defaults of `task.name = "pflow"`: loss shape (focal gamma, Huber delta), head weights and
+    the momentum targets ('relative' to the element, or 'absolute')."""
     return ml_collections.ConfigDict(dict(name="pflow", focal_gamma=2.0, huber_delta=1.0,
-                                          class_weight=1.0, charge_weight=1.0, momentum_weight=1.0))
+                                          class_weight=1.0, charge_weight=1.0, momentum_weight=1.0,
+                                          momentum_targets="relative"))
 
 
 def focal_loss(logits: jnp.ndarray, label: jnp.ndarray, gamma: float) -> jnp.ndarray:
@@ -74,18 +83,24 @@ class PflowTask:
     class_weight: float = 1.0
     charge_weight: float = 1.0
     momentum_weight: float = 1.0
+    momentum_targets: str = "relative"
     level: str = "node"
     output_width: int = N_CLASSES + N_CHARGES + N_MOMENTUM
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> "PflowTask":
-        values = {k: config[k] for k in pflow_task_config() if k != "name"}
+        # a run saved before the key existed trained on absolute targets
+        targets = config.get("momentum_targets", "absolute")
+        if targets not in MOMENTUM_TARGETS:
+            raise ConfigError(f"config key 'task.momentum_targets' must be one of {', '.join(MOMENTUM_TARGETS)}, "
+                              f"got {targets!r}")
+        values = {k: config[k] for k in pflow_task_config() if k not in ("name", "momentum_targets")}
         for key, value in values.items():
             if not isinstance(value, (int, float)) or value < 0:
                 raise ConfigError(f"config key 'task.{key}' must be a number >= 0, got {value!r}")
         if values["huber_delta"] <= 0:
             raise ConfigError(f"config key 'task.huber_delta' must be > 0, got {values['huber_delta']!r}")
-        return cls(**{k: float(v) for k, v in values.items()})
+        return cls(momentum_targets=targets, **{k: float(v) for k, v in values.items()})
 
     def attach_targets(self, graph: HitGraph) -> HitGraph:
         """The graph itself: its `node_y` must hold the element targets (checked here, on the host)."""
@@ -112,7 +127,8 @@ class PflowTask:
         label = y[:, 0].astype(jnp.int32)
         particle = label > 0
         charge = jnp.clip(y[:, 1].astype(jnp.int32) + 1, 0, N_CHARGES - 1)
-        huber = optax.huber_loss(momentum, to_regression_space(y[:, 2:]), delta=self.huber_delta)
+        target = to_regression_space(y[:, 2:]) - self.reference(batch)
+        huber = optax.huber_loss(momentum, target, delta=self.huber_delta)
         per_item = (self.class_weight * focal_loss(cls_logits, label, self.focal_gamma)
                     + jnp.where(particle, self.charge_weight
                                 * optax.softmax_cross_entropy_with_integer_labels(charge_logits, charge)
@@ -126,7 +142,14 @@ class PflowTask:
         mask = batch.node_mask[:, None]
         return {"scores": jnp.where(mask, jax.nn.softmax(cls_logits, -1), 0.0),
                 "charge": jnp.where(mask, jax.nn.softmax(charge_logits, -1), 0.0),
-                "values": jnp.where(mask, from_regression_space(momentum), 0.0)}
+                "values": jnp.where(mask, from_regression_space(momentum + self.reference(batch)), 0.0)}
+
+    def reference(self, batch) -> jax.Array:
+        """float32 [M, 5] added to the head's output in the regression space: the elements' own
+        kinematics for 'relative' targets, zero for 'absolute'."""
+        if self.momentum_targets == "absolute":
+            return jnp.zeros((batch.node_mask.shape[0], N_MOMENTUM), jnp.float32)
+        return to_regression_space(batch.graph.nodes[:, ELEMENT_KINEMATICS])
 
     def targets(self, graph: HitGraph) -> np.ndarray:
         return np.asarray(graph.node_y, np.float32)

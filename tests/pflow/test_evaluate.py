@@ -198,3 +198,16 @@ def test_a_run_of_another_task_is_refused(pflow_run, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(config_json))
     with pytest.raises(InputError, match="a run of the 'node' task, not 'pflow'"):
         load_pflow_run(tmp_path)
+
+
+def test_a_run_saved_before_momentum_targets_existed_is_read_as_absolute(pflow_run, tmp_path):
+    import json
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(pflow_run, old)
+    config = json.loads((old / "config.json").read_text())
+    assert config["task"].pop("momentum_targets") == "relative"
+    (old / "config.json").write_text(json.dumps(config))
+    assert load_pflow_run(old).task.momentum_targets == "absolute"
+    assert load_pflow_run(pflow_run).task.momentum_targets == "relative"

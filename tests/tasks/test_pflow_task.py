@@ -5,13 +5,15 @@ run trains through the engine (`train_and_evaluate` with experiments/pflow/smoke
 
 from pathlib import Path
 
+import jraph
 import numpy as np
 import pytest
 
 from gnntrack import tasks
 from gnntrack.errors import ConfigError
 from gnntrack.graphs import batching as B
-from gnntrack.tasks.pflow import particle_flow_metrics
+from gnntrack.pflow.types import ELEMENT_FEATURES
+from gnntrack.tasks.pflow import PflowTask, particle_flow_metrics
 from gnntrack.testing import pflow_events
 
 SMOKE = Path(__file__).resolve().parents[2] / "experiments" / "pflow" / "smoke.py"
@@ -23,8 +25,13 @@ def task_of(**keys):
     return tasks.make_task(cfg)
 
 
-def _batch(y, mask):
-    return B.DeviceBatch(graph=None, y=np.zeros(1), edge_mask=np.zeros(1, bool), node_mask=mask,
+def _batch(y, mask, nodes=None):
+    """A one-device batch of elements with targets y; element features `nodes` (default zeros,
+    whose kinematics make 'relative' targets equal the absolute ones)."""
+    nodes = np.zeros((len(y), len(ELEMENT_FEATURES)), np.float32) if nodes is None else nodes
+    graph = jraph.GraphsTuple(nodes=nodes, edges=None, senders=None, receivers=None, globals=None,
+                              n_node=np.array([len(y)]), n_edge=np.array([0]))
+    return B.DeviceBatch(graph=graph, y=np.zeros(1), edge_mask=np.zeros(1, bool), node_mask=mask,
                          graph_mask=np.ones(1, bool), node_y=y)
 
 
@@ -59,6 +66,39 @@ def test_the_loss_is_the_weighted_sum_of_focal_charge_and_huber_over_real_elemen
     # gamma 0 is plain cross-entropy on the class head
     plain = task_of(focal_gamma=0.0, charge_weight=0.0, momentum_weight=0.0)
     np.testing.assert_allclose(float(plain.loss_sum(outputs, _batch(y, mask))), np.sum(-lp[mask]), rtol=1e-5)
+
+
+def test_relative_targets_are_the_momentum_minus_the_elements_own_in_the_regression_space():
+    rng = np.random.default_rng(1)
+    y = np.zeros((4, 7), np.float32)
+    y[:, 0], y[:, 1] = [1, 2, 3, 0], [1, 0, 0, 0]
+    y[:3, 2:] = rng.uniform(0.5, 20, (3, 5))
+    nodes = np.zeros((4, len(ELEMENT_FEATURES)), np.float32)
+    nodes[:, 2:7] = rng.uniform(0.5, 20, (4, 5))  # pt_or_et, eta, sin_phi, cos_phi, energy_or_p
+    mask = np.ones(4, bool)
+    relative, absolute = task_of(class_weight=0.0, charge_weight=0.0), task_of(momentum_targets="absolute",
+                                                                               class_weight=0.0, charge_weight=0.0)
+    batch = _batch(y, mask, nodes)
+
+    def regression(v):
+        v = v.copy()
+        v[:, [0, 4]] = np.log1p(v[:, [0, 4]])
+        return v
+
+    outputs = np.zeros((4, 14), np.float32)
+    outputs[:, 9:] = rng.normal(size=(4, 5))
+    expected = _huber(outputs[:, 9:] - (regression(y[:, 2:]) - regression(nodes[:, 2:7])), 1.0).sum(1)
+    np.testing.assert_allclose(float(relative.loss_sum(outputs, batch)), expected[:3].sum(), rtol=1e-5)
+    # predicting zero corrections gives back each element's own kinematics (GeV)
+    np.testing.assert_allclose(relative.predict(np.zeros((4, 14), np.float32), batch)["values"], nodes[:, 2:7],
+                               rtol=1e-5)
+    assert np.allclose(absolute.predict(np.zeros((4, 14), np.float32), batch)["values"], 0.0)
+    # a run saved before the key existed trained on absolute targets
+    old = tasks.default_task_config("pflow")
+    del old["momentum_targets"]
+    assert PflowTask.from_config(old).momentum_targets == "absolute"
+    with pytest.raises(ConfigError, match=r"task\.momentum_targets"):
+        task_of(momentum_targets="ratio")
 
 
 def test_predictions_are_probabilities_and_GeV_and_zero_on_padding():
