@@ -39,7 +39,7 @@ def default_jet_paths() -> tuple[str, ...]:
 
 def jets_config(model: str = "particlenet_lite") -> ml_collections.ConfigDict:
     """`model` on the jets of `default_jet_paths()`: 128 jets per step, Adam 1e-3 with warmup
-    and cosine decay, validation AUC picks the checkpoint; ParticleNet's inputs standardised."""
+    and cosine decay, validation AUC picks the checkpoint; the model's inputs standardised."""
     config = default_config()
     config.seed = 0
     config.data.source = "jets"
@@ -47,7 +47,7 @@ def jets_config(model: str = "particlenet_lite") -> ml_collections.ConfigDict:
     config.data.jets.paths = default_jet_paths()
     config.task = default_task_config("jet")
     config.model = default_model_config(model)
-    if model in ("particlenet", "particlenet_lite"):
+    if "input_shift" in config.model:  # every jet model (students take the leading features)
         config.model.input_shift, config.model.input_scale = PARTICLENET_INPUT_SHIFT, PARTICLENET_INPUT_SCALE
     opt = config.optimizer
     opt.name, opt.lr = "adam", 1e-3

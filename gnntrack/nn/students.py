@@ -7,7 +7,9 @@
 
 Both read the same jet batches as ParticleNet (`gnntrack.nn.particlenet.jet_inputs`), so a
 student can be trained on reduced inputs of the teacher's data: `max_constituents` (P) and
-`n_features` (the first F' of the source's features; 0 = all) are model keys.
+`n_features` (the first F' of the source's features; 0 = all) are model keys. Like ParticleNet
+they standardise their inputs with `input_shift` / `input_scale` (empty = none); slots without a
+constituent stay zero.
 Output: float32 [G, outputs].
 """
 
@@ -21,21 +23,24 @@ import jraph
 import ml_collections
 
 from gnntrack.nn.layers import get_activation
-from gnntrack.nn.particlenet import check_common, jet_head, jet_inputs, widths
+from gnntrack.nn.particlenet import (check_common, input_standardisation, jet_head, jet_inputs, standardised,
+                                     widths)
 from gnntrack.nn.registry import register_model
 
 
 def jet_fc_config() -> ml_collections.ConfigDict:
     """Defaults of `model.name = "jet_fc"` (the study's fully connected network on [80 x 4])."""
     return ml_collections.ConfigDict(dict(name="jet_fc", hidden=(256, 256, 256), dropout=0.1,
-                                          max_constituents=80, n_features=4, activation="relu", level="graph", outputs=1))
+                                          max_constituents=80, n_features=4, activation="relu",
+                                          input_shift=(), input_scale=(), level="graph", outputs=1))
 
 
 def jet_pfn_config() -> ml_collections.ConfigDict:
     """Defaults of `model.name = "jet_pfn"` (PFN sizes: Φ (100, 100, 128), F (100, 100, 100))."""
     return ml_collections.ConfigDict(dict(name="jet_pfn", phi=(100, 100, 128), head=(100, 100, 100),
                                           dropout=0.0, max_constituents=80, n_features=0,
-                                          activation="relu", level="graph", outputs=1))
+                                          activation="relu", input_shift=(), input_scale=(), level="graph",
+                                          outputs=1))
 
 
 class JetFC(nn.Module):
@@ -46,11 +51,14 @@ class JetFC(nn.Module):
     max_constituents: int = 80
     n_features: int = 4
     activation: str = "relu"
+    input_shift: Sequence[float] = ()
+    input_scale: Sequence[float] = ()
     outputs: int = 1
 
     @nn.compact
     def __call__(self, graph: jraph.GraphsTuple, train: bool = False) -> jnp.ndarray:
-        x, _ = jet_inputs(graph, self.max_constituents, self.n_features)
+        x, mask = jet_inputs(graph, self.max_constituents, self.n_features)
+        x = jnp.where(mask[..., None], standardised(x, self.input_shift, self.input_scale), 0.0)
         return jet_head(x.reshape(x.shape[0], -1), self.hidden, self.dropout, self.activation,
                         self.outputs, train)
 
@@ -64,12 +72,15 @@ class JetPFN(nn.Module):
     max_constituents: int = 80
     n_features: int = 0
     activation: str = "relu"
+    input_shift: Sequence[float] = ()
+    input_scale: Sequence[float] = ()
     outputs: int = 1
 
     @nn.compact
     def __call__(self, graph: jraph.GraphsTuple, train: bool = False) -> jnp.ndarray:
         act = get_activation(self.activation)
         h, mask = jet_inputs(graph, self.max_constituents, self.n_features)
+        h = standardised(h, self.input_shift, self.input_scale)
         for i, width in enumerate(self.phi):
             h = act(nn.Dense(width, name=f"phi_{i}")(h))
         pooled = jnp.sum(jnp.where(mask[..., None], h, 0.0), axis=1)
@@ -78,9 +89,10 @@ class JetPFN(nn.Module):
 
 @register_model("jet_fc", jet_fc_config)
 def build_jet_fc(values: ml_collections.ConfigDict) -> JetFC:
-    return JetFC(hidden=widths(values, "hidden"), **check_common(values))
+    return JetFC(hidden=widths(values, "hidden"), **input_standardisation(values), **check_common(values))
 
 
 @register_model("jet_pfn", jet_pfn_config)
 def build_jet_pfn(values: ml_collections.ConfigDict) -> JetPFN:
-    return JetPFN(phi=widths(values, "phi"), head=widths(values, "head"), **check_common(values))
+    return JetPFN(phi=widths(values, "phi"), head=widths(values, "head"), **input_standardisation(values),
+                  **check_common(values))

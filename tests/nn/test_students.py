@@ -54,3 +54,17 @@ def test_student_config_errors_name_the_key():
         build("jet_fc", hidden=(8, 0))
     with pytest.raises(ConfigError, match=r"model\.n_features"):
         build("jet_pfn", n_features=-1)
+
+
+@pytest.mark.parametrize("name,keys", [("jet_fc", dict(hidden=(16, 8))), ("jet_pfn", dict(phi=(8, 8), head=(8,)))])
+def test_students_standardise_their_leading_features_and_keep_empty_slots_zero(name, keys):
+    shift, scale = (0.0, 0.0, 1.7, 2.1, -4.65, -4.65, 0.27), (4.0, 4.0, 0.75, 0.75, 0.75, 0.75, 5.0)
+    graph = jet_batch([4, 7, 2], f=7)
+    plain = build(name, n_features=4, **keys)
+    standardising = build(name, n_features=4, input_shift=shift, input_scale=scale, **keys)
+    params, _ = outputs(plain, graph)
+    done_before = graph._replace(nodes=((graph.nodes - np.float32(shift)) * np.float32(scale)).astype(np.float32))
+    # equal to float32 rounding of one subtraction and multiplication done by numpy vs XLA; the
+    # FC student's empty slots are zero in both (not -shift * scale), so its flat input matches
+    np.testing.assert_allclose(outputs(standardising, graph, params)[1], outputs(plain, done_before, params)[1],
+                               rtol=1e-5, atol=1e-5)
