@@ -27,6 +27,7 @@ VERBS: dict[str, str] = {
     "train": "train",
     "evaluate": "evaluate",
     "score": "score",
+    "reconstruct": "reconstruct",
     "bench": "bench",
     "sweep": "sweep",
     "scale": "scale",

@@ -452,6 +452,10 @@ def _graph_inputs(config: ml_collections.ConfigDict, workdir: Path, overrides: S
     lp = graph_config.get("layer_pairs", "geometric")
     if lp != "geometric" and not Path(lp).is_absolute() and (workdir / lp).exists():
         graph_config.layer_pairs = str(workdir / lp)  # learned layer maps may be stored in the run
+    for group, key in (("metric", "embedding"), ("filter", "path")):  # so may the learned graph stages
+        name = str(graph_config.get(group, {}).get(key, "") or "")
+        if name and not Path(name).is_absolute() and (workdir / name).exists():
+            graph_config[group][key] = str(workdir / name)
     return prepare(graph_config)
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from gnntrack.cli import main
 from gnntrack.errors import InputError
+from tests.tracks.tiny_run import save_untrained_run
 from tests.io.test_lock import holder  # noqa: F401 - a fixture: a process holding a directory's lock
 
 pytestmark = pytest.mark.slow
@@ -16,15 +17,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    import optax
-
-    from gnntrack.config import save_config
     from gnntrack.detector.simulate import default_simulation_config, simulate_events
-    from gnntrack.graphs.batching import synthetic_hit_graph
-    from gnntrack.nn.models import build_model
-    from gnntrack.train.checkpoint import Checkpointer
     from gnntrack.train.defaults import default_config
-    from gnntrack.train.state import init_train_state
 
     root = tmp_path_factory.mktemp("evaluate")
     events = root / "events"
@@ -32,15 +26,7 @@ def tiny(tmp_path_factory):
     sim.pileup = 3
     simulate_events(events, 2, sim, seed=3)
     run = root / "run"
-    cfg = default_config()
-    cfg.model.hidden = 8
-    cfg.model.n_iters = 1
-    save_config(cfg, run)
-    model = build_model(cfg.model)
-    state = init_train_state(model, optax.adam(1e-3), synthetic_hit_graph(np.random.default_rng(0), 10, 20).graph)
-    with Checkpointer(run / "checkpoints", best_metric="val_f1") as ckpt:
-        ckpt.save(10, state, {}, {"val_f1": 0.5})
-        ckpt.save(20, state, {}, {"val_f1": 0.4})
+    save_untrained_run(default_config(), run, {10: 0.5, 20: 0.4})
     (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": 1 / (1 + s)}) + "\n"
                                                for s in range(0, 21, 2)))
     return run, events

@@ -1,0 +1,123 @@
+"""`gnntrack reconstruct`: metric-learning graphs + filter -> GNN -> tracks -> one TrackML
+submission and the whole-event numbers, on tiny simulated events (an untrained GNN: this tests
+the chain, not the physics) and on the same events in the real TrackML file layout."""
+
+import gzip
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gnntrack.cli import main
+from gnntrack.io.trackml import list_event_prefixes, read_event
+from tests.graphs.test_metric_learning import tiny_config
+from tests.tracks.tiny_run import save_untrained_run
+
+pytestmark = pytest.mark.slow
+
+# the columns of the public TrackML files (no particle_type in the real particles table)
+REAL_COLUMNS = {"hits": ["hit_id", "x", "y", "z", "volume_id", "layer_id", "module_id"],
+                "truth": ["hit_id", "particle_id", "tx", "ty", "tz", "tpx", "tpy", "tpz", "weight"],
+                "particles": ["particle_id", "vx", "vy", "vz", "px", "py", "pz", "q", "nhits"]}
+
+
+@pytest.fixture(scope="module")
+def chain_run(tmp_path_factory):
+    """(run directory holding embedding.npz and filter.npz that its config names by relative
+    path, directory of 2 simulated events)."""
+    from gnntrack.detector.simulate import default_simulation_config, simulate_events
+    from gnntrack.graphs.filter import save_filter
+    from gnntrack.graphs.fit import fit_embedding, fit_filter
+    from gnntrack.graphs.metric_learning import save_embedding
+    from gnntrack.io.trackml import read_events
+    from gnntrack.train.defaults import default_config
+
+    root = tmp_path_factory.mktemp("chain")
+    events_dir = root / "events"
+    sim = default_simulation_config()
+    sim.pileup = 2
+    simulate_events(events_dir, 2, sim, seed=5)
+    events = list(read_events(events_dir, ("hits", "truth", "particles")))
+    run = root / "run"
+    graph = tiny_config()
+    graph.selection = "all"
+    graph.filter.update(hidden=16, n_layers=2, steps=100, batch_edges=256, threshold=0.2)
+    save_embedding(run / "embedding.npz", fit_embedding(events, graph, progress=False), graph)
+    graph.method = "metric"
+    graph.metric.embedding = str(run / "embedding.npz")
+    save_filter(run / "filter.npz", fit_filter(events, graph, progress=False), graph)
+    graph.metric.embedding, graph.filter.path = "embedding.npz", "filter.npz"  # found in the run
+    cfg = default_config()
+    cfg.graph = graph
+    save_untrained_run(cfg, run, {10: 0.5})
+    return run, events_dir
+
+
+def _reconstruct(run, events, out, capsys):
+    assert main(["reconstruct", "--run", str(run), "--input", str(events), "--out", str(out),
+                 "--no-progress", "--no-plots", "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def _check_submission(out, events):
+    sub = pd.read_csv(out / "submission.csv")
+    assert list(sub.columns) == ["event_id", "hit_id", "track_id"]
+    for prefix in list_event_prefixes(events):
+        event = read_event(prefix, ("hits",))
+        rows = sub[sub.event_id == event.event_id]
+        # every hit of the event exactly once (the TrackML submission rule)
+        assert sorted(rows.hit_id) == sorted(event.hits.hit_id)
+    return sub
+
+
+def test_reconstruct_writes_one_submission_and_the_whole_event_numbers(chain_run, tmp_path, capsys):
+    run, events = chain_run
+    out = tmp_path / "out"
+    result = _reconstruct(run, events, out, capsys)
+    for key in ("trackml_score", "trackml_score_ceiling", "efficiency_pt1", "efficiency_pt0p5", "fake_rate"):
+        assert 0.0 <= result[key] <= 1.0, key
+    assert result["trackml_score"] <= result["trackml_score_ceiling"] + 1e-12
+    assert result["n_events"] == 2 and result["graph"]["method"] == "metric" and result["graph"]["filter"]
+    assert json.loads((out / "whole_event.json").read_text()) == result
+    sub = _check_submission(out, events)
+    # the score printed is the mean over events of the score of that submission
+    from gnntrack.tracks.score import trackml_score
+
+    scores = [trackml_score(read_event(p, ("hits", "truth")).truth,
+                            sub[sub.event_id == read_event(p, ("hits",)).event_id], validate=False)
+              for p in list_event_prefixes(events)]
+    assert result["trackml_score"] == pytest.approx(np.mean(scores), abs=1e-9)
+
+
+def test_reconstruct_reads_the_real_trackml_layout_unchanged(chain_run, tmp_path, capsys):
+    """The same events rewritten as the public TrackML files (gzipped, their columns only, no
+    cells) give the same numbers."""
+    run, events = chain_run
+    real = tmp_path / "real"
+    real.mkdir()
+    for prefix in list_event_prefixes(events):
+        for part, columns in REAL_COLUMNS.items():
+            table = pd.read_csv(f"{prefix}-{part}.csv")[columns]
+            with gzip.open(real / f"{prefix.name}-{part}.csv.gz", "wt") as f:
+                table.to_csv(f, index=False)
+    simulated = _reconstruct(run, events, tmp_path / "a", capsys)
+    from_real = _reconstruct(run, real, tmp_path / "b", capsys)
+    _check_submission(tmp_path / "b", real)
+    for key in ("trackml_score", "efficiency_pt1", "efficiency_pt0p5", "fake_rate"):
+        # same hits, same model, one machine: the same tracks
+        assert from_real[key] == pytest.approx(simulated[key], abs=1e-6), key
+
+
+def test_reconstruct_errors_are_one_line(chain_run, tmp_path, capsys):
+    run, events = chain_run
+    assert main(["reconstruct", "--run", str(tmp_path), "--input", str(events), "--out", str(tmp_path / "o")]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+    assert main(["reconstruct", "--run", str(run), "--input", str(tmp_path / "none"),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "--input" in capsys.readouterr().err
+    file = tmp_path / "results.txt"
+    file.write_text("not a directory\n")
+    assert main(["reconstruct", "--run", str(run), "--input", str(events), "--out", str(file)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("gnntrack reconstruct: error: ") and "not a directory" in err and "\n" not in err
