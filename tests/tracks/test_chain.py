@@ -121,3 +121,41 @@ def test_reconstruct_errors_are_one_line(chain_run, tmp_path, capsys):
     assert main(["reconstruct", "--run", str(run), "--input", str(events), "--out", str(file)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("gnntrack reconstruct: error: ") and "not a directory" in err and "\n" not in err
+
+
+def _table_script():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "whole_event_table", Path(__file__).resolve().parents[2] / "scripts" / "whole_event_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_whole_event_table_script(chain_run, tmp_path, capsys):
+    """scripts/whole_event_table.py: `table` shows the graph rows and a reconstruct directory's
+    numbers; `stages` trains both learned stages (tiny sizes)."""
+    run, events = chain_run
+    result = _reconstruct(run, events, tmp_path / "rec", capsys)
+    graphs = tmp_path / "graphs.json"
+    graphs.write_text(json.dumps({"source": "2 tiny events", "rows": [
+        {"name": "geometric", "efficiency_pt1": 0.99, "purity_pt1": 0.1, "efficiency": 0.6, "purity": 0.01,
+         "mean_edges": 1000.0, "cpu_seconds_per_event": 0.5}]}))
+    script = _table_script()
+    assert script.main(["table", "--graphs", str(graphs), "--reconstruct", f"tiny={tmp_path / 'rec'}",
+                        "--out", str(tmp_path / "table.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "| geometric | 0.9900 |" in printed and f"| tiny | {result['trackml_score']:.4f} |" in printed
+    saved = json.loads((tmp_path / "table.json").read_text())
+    assert saved["end_to_end"][0]["efficiency_pt0p5"] == result["efficiency_pt0p5"]
+
+    assert script.main(["stages", "--out", str(tmp_path / "stages"), "--events", "1", "--pileup", "2",
+                        "metric.steps=20", "metric.hidden=16", "metric.k_max=8", "filter.steps=20",
+                        "filter.hidden=16"]) == 0
+    from gnntrack.graphs.filter import load_filter
+    from gnntrack.graphs.metric_learning import load_embedding
+
+    assert load_embedding(tmp_path / "stages" / "embedding.npz")[1]["kind"] == "embedding"
+    assert load_filter(tmp_path / "stages" / "filter.npz")[1]["kind"] == "filter"

@@ -1,0 +1,22 @@
+"""Whole-event tracking, stage 1: the metric-learning embedding of every hit of the whole detector
+(pixel + short + long strips, noise included, no truth cuts), sized for a 2-core CPU: trained on
+two simulated mu = 200 events (segments of particles with pT >= 0.5 GeV as the positive pairs);
+the graph joins hits within metric.radius in the embedding, at most metric.k_max of them.
+
+    python scripts/whole_event_table.py stages --out RUN      # RUN/embedding.npz, RUN/filter.npz
+    gnntrack build-graphs --input EVENTS --out GRAPHS --config experiments/whole_event/embedding.py \\
+        --config.metric.embedding=RUN/embedding.npz
+"""
+
+from pathlib import Path
+
+from gnntrack.config import load_config
+
+TRAIN_EVENTS, TRAIN_PILEUP = 2, 200.0
+
+
+def get_config():
+    # experiments/graphs/metric_all.py's embedding, with more neighbours: the filter prunes them
+    c = load_config(Path(__file__).resolve().parents[1] / "graphs" / "metric_all.py")
+    c.metric.k_max = 128
+    return c
