@@ -82,7 +82,7 @@ def markdown(graphs: list[dict], chains: list[dict], source: str) -> str:
         lines.append(f"| {r['name']} | {_f(r['efficiency_pt1'])} | {_f(r['purity_pt1'])} | {_f(r['efficiency'])} | "
                      f"{r['mean_edges']:,.0f} | {_f(r['cpu_seconds_per_event'], 2)} |")
     lines += ["", "End to end (whole event: every hit, every pT; double-majority matching):", "",
-              "| chain | TrackML score | score ceiling of the graph | efficiency pT > 1 | efficiency pT > 0.5 | "
+              "| chain | TrackML score | ceiling: perfect tracks on the graph nodes | efficiency pT > 1 | efficiency pT > 0.5 | "
               "fake rate | edges / event | s / event |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in chains:
