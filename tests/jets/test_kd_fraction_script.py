@@ -1,26 +1,17 @@
 """scripts/jets_kd_fraction.py on the synthetic jets: one fraction, a plain and a distilled student."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 
 from gnntrack.train.metrics import roc_auc
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "jets_kd_fraction.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("jets_kd_fraction", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.scripts_loader import load_script
 
 
 def test_fraction_study_trains_both_students_on_the_same_test_jets(teacher_run, jet_files, tmp_path, capsys):
     _, teacher = teacher_run
-    module = load_script()
+    module = load_script("jets_kd_fraction")
     args = ["--teacher", str(teacher), "--jets", *jet_files, "--out", str(tmp_path), "--fractions", "0.5",
             "--steps", "4", "--batch", "16", "--model", "jet_pfn"]
     assert module.main(args) == 0
@@ -41,7 +32,7 @@ def test_fraction_study_trains_both_students_on_the_same_test_jets(teacher_run, 
 
 
 def test_the_distillation_gain_is_the_seed_mean_difference_with_a_paired_interval(tmp_path):
-    module = load_script()
+    module = load_script("jets_kd_fraction")
     rng = np.random.default_rng(0)
     labels = np.arange(400) % 2
     ids = rng.permutation(400)  # runs store their test jets in any order: matched by jet id

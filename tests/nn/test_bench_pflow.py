@@ -2,23 +2,14 @@
 the fitted exponent of an exact power law is its power, toy events have the asked size.
 (Its timings belong to the benchmark command, not the test suite.)"""
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_pflow.py"
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("bench_pflow", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.scripts_loader import load_script
 
 
 def test_recall_exponent_and_event_size():
-    bench = _load_script()
+    bench = load_script("bench_pflow")
     particle = np.array([1, 1, 1, 2, 2, 0, 0])   # particle 1: 3 pairs, particle 2: 1 pair; 0 = noise
     bins = np.array([0, 0, 1, 1, 1, 0, 0])       # (0, 1) of particle 1 and (3, 4) share a bin
     assert bench.pair_recall(bins, particle) == 2 / 4

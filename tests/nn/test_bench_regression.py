@@ -2,26 +2,18 @@
 verdict in its documented format. Speed itself is never asserted: timings on a shared machine
 belong to the benchmark command, not to the test suite."""
 
-import importlib.util
 import json
 import re
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_regression.py"
+from tests.scripts_loader import load_script
+
 TINY = ["--nodes", "60", "--edges", "200", "--hidden", "8", "--n-iters", "1", "--rounds", "1"]
 REPORTED = ("fast_train_ms", "reference_train_ms", "fast_infer_ms", "reference_infer_ms",
             "train_speedup_vs_reference", "infer_speedup_vs_reference", "max_abs_logit_diff")
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("bench_regression", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_bench_regression_reports_timings_ratios_and_verdict(capsys, monkeypatch):
-    module = _load_script()
+    module = load_script("bench_regression")
     measured = []
     real_measure = module.measure
     monkeypatch.setattr(module, "measure", lambda *a: measured.append(real_measure(*a)) or measured[-1])

@@ -1,26 +1,18 @@
 """scripts/compare_particlenet.py at a tiny size: the JSON fields, and with PyTorch (when
 installed) the reference model of the same size. Times are only checked to be there."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "compare_particlenet.py"
+from tests.scripts_loader import load_script
+
 ARGS = ["--models", "particlenet_lite", "--batch", "4", "--constituents", "10", "--warmup", "0", "--repeats", "1"]
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("compare_particlenet", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_ours_alone_reports_times_and_parameters(tmp_path, capsys):
     out = tmp_path / "cmp.json"
-    assert load_script().main([*ARGS, "--skip-torch", "--json", str(out)]) == 0
+    assert load_script("compare_particlenet").main([*ARGS, "--skip-torch", "--json", str(out)]) == 0
     saved = json.loads(out.read_text())
     assert (saved["batch"], saved["constituents"], saved["mean_real"]) == (4, 10, 10.0)
     ours = saved["models"]["particlenet_lite"]["ours"]
@@ -33,7 +25,7 @@ def test_ours_alone_reports_times_and_parameters(tmp_path, capsys):
 def test_with_pytorch_the_reference_has_the_same_size_and_speedups_are_ratios(tmp_path):
     pytest.importorskip("torch")
     out = tmp_path / "cmp.json"
-    assert load_script().main([*ARGS, "--json", str(out)]) == 0
+    assert load_script("compare_particlenet").main([*ARGS, "--json", str(out)]) == 0
     row = json.loads(out.read_text())["models"]["particlenet_lite"]
     # same layers; the reference's BatchNorms (incl. one on the 7 inputs) vs our LayerNorms
     assert abs(row["torch"]["params"] - row["ours"]["params"]) / row["ours"]["params"] < 0.01

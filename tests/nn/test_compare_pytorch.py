@@ -1,25 +1,16 @@
 """scripts/compare_pytorch.py without PyTorch (an optional extra CI does not install): ours, the
 FLOP floor and the bound from XLA matmuls at a tiny size."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 from gnntrack.bench import model_flops
 from gnntrack.nn.models import SegmentClassifier
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "compare_pytorch.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("compare_pytorch", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.scripts_loader import load_script
 
 
 def test_compare_reports_floor_and_xla_matmul_bound(tmp_path, capsys):
-    module = load_script()
+    module = load_script("compare_pytorch")
     out_json = tmp_path / "compare.json"
     code = module.main(["--nodes", "60", "--edges", "200", "--hidden", "8", "--n-iters", "1",
                         "--steps", "1", "--warmup", "1", "--repeats", "1", "--floor-repeats", "1",
@@ -40,7 +31,7 @@ def test_compare_reports_floor_and_xla_matmul_bound(tmp_path, capsys):
 
 
 def test_loglog_slope_reads_the_scaling_exponent():
-    module = load_script()
+    module = load_script("compare_pytorch")
     sizes = [1e4, 1e5, 1e6]
     assert abs(module.loglog_slope(sizes, [3 * s for s in sizes]) - 1.0) < 1e-9
     assert abs(module.loglog_slope(sizes, [s ** 1.5 for s in sizes]) - 1.5) < 1e-9
