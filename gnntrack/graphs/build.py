@@ -32,7 +32,7 @@ from gnntrack.graphs.config import default_graph_config, validate_graph_config
 from gnntrack.graphs.filter import filter_edges, load_filter
 from gnntrack.graphs.layer_map import LayerTable, count_layer_pairs, default_layer_table, resolve_layer_pairs
 from gnntrack.graphs.metric_learning import check_embedding, metric_edges
-from gnntrack.graphs.sections import exact_sections, quantile_sections, split_sections
+from gnntrack.graphs.sections import exact_sections, quantile_sections, random_sections, split_sections
 from gnntrack.graphs.types import HitGraph
 
 TWO_PI = 2.0 * np.pi
@@ -373,11 +373,15 @@ def build_event(event, config=None, layers: LayerTable | None = None, layer_pair
 
 
 def exact_section_graphs(nodes: Nodes, senders, receivers, y, config, event_id: int) -> list[HitGraph]:
-    """The event's graph as config.exact_sections exact sections along the cone's bending slope
-    (see gnntrack.graphs.sections); each graph's edge_mask marks its core edges."""
+    """The event's graph as config.exact_sections exact sections along the cone's bending slope, or
+    of random home hits (config.section_by; see gnntrack.graphs.sections); each graph's edge_mask
+    marks its core edges."""
     n_sections = int(config.exact_sections)
-    home = quantile_sections(bend_slope(nodes.x, nodes.z, config.cone.magnet_z_min, config.cone.magnet_z_max),
-                             n_sections)
+    if config.get("section_by", "slope") == "random":
+        home = random_sections(len(nodes), n_sections, event_id)
+    else:
+        home = quantile_sections(bend_slope(nodes.x, nodes.z, config.cone.magnet_z_min, config.cone.magnet_z_max),
+                                 n_sections)
     return [make_hit_graph(nodes.take(idx), s, r, y[edge_idx], config, event_id, section=k, edge_mask=core)
             for k, (idx, s, r, edge_idx, core) in enumerate(
                 exact_sections(home, n_sections, senders, receivers, int(config.section_hops)))]

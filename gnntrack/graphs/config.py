@@ -33,6 +33,9 @@ Keys (units: mm, rad, GeV):
   exact_sections, section_hops: K > 0 splits the event into K exact sections along the cone's
     bending slope (constant along a track; method 'cone' only), each with a halo of section_hops
     edges: set it to the model's message-passing iterations (see gnntrack.graphs.sections).
+  section_by: 'slope' (those slices: tracks stay whole, sections barely touch) or 'random' (every
+    hit's home section drawn at random, seeded by the event id: GST's random segments, which cut
+    tracks, so a segment's halo matters).
   features.node: names from NODE_FEATURES; features.edge: names from EDGE_FEATURES.
   max_nodes, max_edges: refuse (InputError) a graph larger than this (0 = no limit).
   chunk_size: candidate pairs examined at once; bounds the temporary memory of the search.
@@ -63,6 +66,7 @@ SELECTIONS = ("pixel", "barrel", "barrel_pixel", "all")
 METHODS = ("geometric", "cone", "metric")
 POSITIVES = ("segments", "particle")
 DETECTORS = ("trackml", "luxe")
+SECTION_BY = ("slope", "random")
 # Node features: r/1000 mm, phi/pi, z/1000 mm (HEP.TrkX), pseudorapidity, cell count, cell charge.
 NODE_FEATURES = ("r", "phi", "z", "eta", "cell_count", "cell_value")
 # Edge features: dr/1000 mm, dphi/pi, dz/1000 mm, dR = sqrt(deta^2 + dphi^2), dphi/dr in rad/m.
@@ -96,6 +100,7 @@ def default_graph_config() -> ml_collections.ConfigDict:
     c.rotate_sections = True
     c.exact_sections = 0
     c.section_hops = 4
+    c.section_by = "slope"
     c.features = ml_collections.ConfigDict()
     c.features.node = ("r", "phi", "z")
     c.features.edge = ("dr", "dphi", "dz", "dR", "phi_slope")
@@ -165,6 +170,8 @@ def validate_graph_config(config: ml_collections.ConfigDict, where: str = "graph
                           f"set {where}.method='cone'")
     if int(get("exact_sections")) < 0 or int(get("section_hops")) < 0:
         raise ConfigError(f"{where}.exact_sections and {where}.section_hops must be >= 0")
+    if get("section_by") not in SECTION_BY:
+        raise ConfigError(f"{where}.section_by must be one of {', '.join(SECTION_BY)}, got {get('section_by')!r}")
     if int(get("exact_sections")) > 0 and get("method") != "cone":
         raise ConfigError(f"{where}.exact_sections slices along the cone's bending slope: "
                           f"set {where}.method='cone' (or {where}.exact_sections=0)")

@@ -71,6 +71,15 @@ def quantile_sections(coordinate: np.ndarray, n_sections: int) -> np.ndarray:
     return np.searchsorted(cuts, coordinate, "right").astype(np.int64)
 
 
+def random_sections(n_nodes: int, n_sections: int, event_id: int) -> np.ndarray:
+    """int64 [N] home section of each node drawn at random (sizes differ by at most one), a pure
+    function of the event id: GST's random segments."""
+    order = np.random.default_rng([int(event_id), n_sections]).permutation(n_nodes)
+    home = np.empty(n_nodes, np.int64)
+    home[order] = np.arange(n_nodes) % n_sections
+    return home
+
+
 def expand_hops(member: np.ndarray, senders: np.ndarray, receivers: np.ndarray, n_hops: int) -> np.ndarray:
     """bool [N]: `member` grown by n_hops steps along edges in either direction."""
     member = member.copy()
