@@ -3,7 +3,7 @@ intervals, time per epoch, and the calibration gap of thresholds chosen on parti
 
     python scripts/luxe_training_table.py --events data/luxe10k --runs runs/luxe --json table.json
 
-For each run directory RUNS/<variant> (full, sections, sampled, gst that exist):
+For each run directory RUNS/<variant> (full, sections, section_steps, sampled, gst, segments that exist):
   * `gnntrack evaluate` on the run's whole test crossings (sections rebuilt as whole graphs):
     accuracy, precision, recall, F1 at cuts 0.3 / 0.5 / 0.7 and the AUC with 68 % bootstrap
     intervals over crossings, four-hit track efficiency vs positron energy (into RUNS/<variant>/
@@ -27,7 +27,7 @@ from gnntrack.graphs.sampling import particle_sample_epoch
 from gnntrack.train.metrics import edge_metrics
 from gnntrack.tracks.evaluate import default_evaluation_config, evaluate_run, load_run, make_score_fn
 
-VARIANTS = ("full", "sections", "sampled", "gst")
+VARIANTS = ("full", "sections", "section_steps", "sampled", "gst", "segments")
 CUTS = np.round(np.arange(0.02, 0.99, 0.02), 2)
 
 

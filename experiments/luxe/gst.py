@@ -1,4 +1,5 @@
-"""LUXE-like crossings, segment classifier trained on 8 sections without halo: GST-style segments with no history table (gnntrack.configs.luxe)."""
+"""LUXE-like crossings, segment classifier trained GST-style: 8 one-hop segments whose halo ring
+reads its node states from a history table of the whole crossings, with stale-embedding dropout."""
 
 from gnntrack.configs.luxe import luxe_config
 

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 OVERSIZE_POLICIES = ("new_bucket", "error")
 LADDERS = ("optimal", "geometric")
+LOSS_NORMALISERS = ("step", "update")
 
 
 def default_batching_config() -> ml_collections.ConfigDict:
@@ -70,6 +71,15 @@ def default_batching_config() -> ml_collections.ConfigDict:
         keeps it.
       precompile: compile the train step for every rung before the first step (on throwaway
         all-padding batches), so nothing compiles mid-run.
+      whole_events: the epoch shuffles events instead of graphs, and an event's graphs (its
+        sections, in section order) fill consecutive step slots. With graphs_per_step x
+        optimizer.accumulation_steps = the sections per event, every optimizer update holds
+        exactly one event.
+      loss_normaliser: 'step' (each train step's loss is the mean over its own items) or 'update'
+        (the mean over all items of the accumulation_steps steps that form one optimizer update:
+        optax.MultiSteps then averages step gradients into the exact mean gradient over the
+        update's items; edge task only). With whole_events and exact sections, 'update' makes
+        each update the whole event's full-graph update.
     """
     c = ml_collections.ConfigDict()
     c.graphs_per_step = 8
@@ -87,6 +97,8 @@ def default_batching_config() -> ml_collections.ConfigDict:
     c.shuffle = True
     c.drop_remainder = True
     c.precompile = True
+    c.whole_events = False
+    c.loss_normaliser = "step"
     return c
 
 
@@ -182,6 +194,8 @@ class DeviceBatch:
       node_y: float32 [N_pad, K] per-node targets (0 on padding) when the graphs carry them, else
         None (no leaf: an edge task's step sees exactly the arrays above).
       graph_y: float32 [G_pad, K] per-graph targets (0 on padding slots), else None.
+      loss_denominator: float32 scalar, the count the step divides its global loss sum by
+        (batching.loss_normaliser = 'update'), else None: the step's own global item count.
     """
 
     graph: jraph.GraphsTuple
@@ -191,6 +205,7 @@ class DeviceBatch:
     graph_mask: np.ndarray
     node_y: np.ndarray | None = None
     graph_y: np.ndarray | None = None
+    loss_denominator: np.ndarray | None = None
 
 
 @dataclasses.dataclass
@@ -209,6 +224,8 @@ class Batch:
       epoch, step: position in the data order (step counts within the epoch).
       node_y: float32 [D, N_pad, K], graph_y: float32 [D, G_pad, K]: per-node / per-graph
         targets when the graphs carry them (HitGraph.node_y / graph_y), else None.
+      loss_denominator: float32 [D] (the same value on every device) when the loss is normalised
+        per optimizer update (`with_update_denominators`), else None.
     """
 
     graph: jraph.GraphsTuple
@@ -225,6 +242,7 @@ class Batch:
     step: int = 0
     node_y: np.ndarray | None = None
     graph_y: np.ndarray | None = None
+    loss_denominator: np.ndarray | None = None
 
     @property
     def n_devices(self) -> int:
@@ -240,7 +258,8 @@ class Batch:
         """The arrays-only pytree the parallel step functions take."""
         return DeviceBatch(graph=self.graph, y=self.y, edge_mask=self.edge_mask,
                            node_mask=self.node_mask, graph_mask=self.graph_mask,
-                           node_y=self.node_y, graph_y=self.graph_y)
+                           node_y=self.node_y, graph_y=self.graph_y,
+                           loss_denominator=self.loss_denominator)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,12 +273,24 @@ def graph_sizes(graphs: Sequence[HitGraph]) -> tuple[np.ndarray, np.ndarray]:
     return nodes, edges
 
 
-def epoch_order(n_graphs: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarray:
+def epoch_order(n_graphs: int, seed: int, epoch: int, shuffle: bool = True,
+                groups: np.ndarray | None = None) -> np.ndarray:
     """Graph indices [n_graphs] in the order epoch `epoch` visits them (a pure function of
-    (seed, epoch), so a resumed run sees the same order)."""
-    if not shuffle:
-        return np.arange(n_graphs)
-    return np.random.default_rng([int(seed), int(epoch)]).permutation(n_graphs)
+    (seed, epoch), so a resumed run sees the same order).
+
+    groups: int [n_graphs] (e.g. event ids) or None. Given, the epoch shuffles the groups, in
+    their sorted order, with the same draw that would shuffle that many graphs, and visits each
+    group's graphs together in dataset order: a dataset of one graph per event and the same
+    dataset cut into sections see their events in the same order."""
+    if groups is None:
+        if not shuffle:
+            return np.arange(n_graphs)
+        return np.random.default_rng([int(seed), int(epoch)]).permutation(n_graphs)
+    ids, member = np.unique(np.asarray(groups), return_inverse=True)
+    group_order = epoch_order(len(ids), seed, epoch, shuffle)
+    rank = np.empty(len(ids), np.int64)
+    rank[group_order] = np.arange(len(ids))
+    return np.argsort(rank[member], kind="stable")
 
 
 def steps_per_epoch(n_graphs: int, config: ml_collections.ConfigDict,
@@ -311,7 +342,8 @@ def _step_slices(order: np.ndarray, per_step: int, drop_remainder: bool) -> list
 
 
 def epoch_steps(edge_counts: np.ndarray, per_step: int, seed: int, epoch: int, *, shuffle: bool = True,
-                drop_remainder: bool = True, sort_window: int = 0) -> list[np.ndarray]:
+                drop_remainder: bool = True, sort_window: int = 0, groups: np.ndarray | None = None
+                ) -> list[np.ndarray]:
     """The steps of one epoch as arrays of dataset indices (a pure function of its arguments).
 
     Args:
@@ -321,8 +353,10 @@ def epoch_steps(edge_counts: np.ndarray, per_step: int, seed: int, epoch: int, *
         sort_window * per_step graphs, sort each window by size, cut it into steps and shuffle
         the steps, so a step's graphs are of similar size (much less padding when each device
         gets only one or two graphs) at the price of less random batch composition.
+      groups: int [G] group (event) of each graph: whole groups in shuffled order (`epoch_order`);
+        not with sort_window.
     """
-    order = epoch_order(len(edge_counts), seed, epoch, shuffle)
+    order = epoch_order(len(edge_counts), seed, epoch, shuffle, groups)
     if not (shuffle and sort_window > 1):
         return _step_slices(order, per_step, drop_remainder)
     window = sort_window * per_step
@@ -374,13 +408,15 @@ def make_ladder(graphs: Sequence[HitGraph] | tuple[np.ndarray, np.ndarray],
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"batching.buckets must be ((n_node, n_edge), ...): {exc}") from exc
         return BucketLadder(buckets=buckets, **kw)
+    groups = None
     if isinstance(graphs, tuple) and len(graphs) == 2 and isinstance(graphs[0], np.ndarray):
         nodes, edges = (np.asarray(a, dtype=np.int64) for a in graphs)
     else:
         nodes, edges = graph_sizes(graphs)
+        groups = step_groups(graphs, config)
     if len(edges) == 0:
         raise InputError("cannot build a bucket ladder from an empty graph list")
-    step_nodes, step_edges = sample_step_sizes(nodes, edges, config, n_devices, seed)
+    step_nodes, step_edges = sample_step_sizes(nodes, edges, config, n_devices, seed, groups)
     per_device = max(1, -(-min(_graphs_per_step(config), len(edges)) // n_devices))
     e_mult, n_mult = int(config.edge_multiple), int(config.node_multiple)
     hi_edges = max(1, int(np.sort(edges)[::-1][:per_device].sum()))
@@ -467,14 +503,15 @@ def optimal_rungs(sizes: np.ndarray, max_buckets: int, multiple: int, max_candid
 
 
 def sample_step_sizes(nodes: np.ndarray, edges: np.ndarray, config: ml_collections.ConfigDict,
-                      n_devices: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                      n_devices: int, seed: int = 0, groups: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """(max device nodes [S], max device edges [S]) over the steps of ladder_sample_epochs
-    simulated epochs: the sizes that decide each step's bucket."""
+    simulated epochs: the sizes that decide each step's bucket. groups: as `epoch_steps`."""
     per_step = min(_graphs_per_step(config), len(edges))
     out_n, out_e = [], []
     for epoch in range(max(1, int(config.ladder_sample_epochs))):
         for ids in epoch_steps(edges, per_step, seed, epoch, shuffle=bool(config.shuffle),
-                               drop_remainder=False, sort_window=int(config.sort_window)):
+                               drop_remainder=False, sort_window=int(config.sort_window), groups=groups):
             parts = deal_like_sized(edges[ids], n_devices)
             out_n.append(max(nodes[ids[p]].sum() for p in parts))
             out_e.append(max(edges[ids[p]].sum() for p in parts))
@@ -497,6 +534,47 @@ def _check_config(config) -> None:
         if int(config[key]) < 1:
             raise ConfigError(f"batching.{key} must be >= 1, got {config[key]}")
     _graphs_per_step(config)
+    if config.get("loss_normaliser", "step") not in LOSS_NORMALISERS:
+        raise ConfigError(f"batching.loss_normaliser must be one of {LOSS_NORMALISERS}, "
+                          f"got {config.loss_normaliser!r}")
+    if config.get("whole_events", False) and int(config.sort_window) > 1:
+        raise ConfigError("batching.whole_events keeps each event's graphs in order; it cannot also "
+                          "sort steps by size: set batching.sort_window=0")
+
+
+def step_groups(graphs: Sequence[HitGraph], config: ml_collections.ConfigDict) -> np.ndarray | None:
+    """int64 [G] event id of every graph when config.whole_events, else None (graphs shuffle
+    one by one)."""
+    if not config.get("whole_events", False):
+        return None
+    return np.fromiter((int(g.event_id) for g in graphs), dtype=np.int64, count=len(graphs))
+
+
+def update_denominators(item_counts: np.ndarray, steps: Sequence[np.ndarray], update_steps: int
+                        ) -> np.ndarray:
+    """float64 [S]: for each step, the real item count of the optimizer update it belongs to
+    (steps [u * update_steps, (u + 1) * update_steps)) divided by update_steps. A loss sum over a
+    step divided by this, averaged over the update's steps (optax.MultiSteps), is the mean over
+    all the update's items, however unevenly the steps share them.
+
+    Args:
+      item_counts: [G] real items (loss-counted edges) per graph.
+      steps: the epoch's steps as dataset indices (`epoch_steps`); len(steps) must be a
+        multiple of update_steps.
+    """
+    if update_steps < 1 or len(steps) % update_steps:
+        raise ConfigError(f"{len(steps)} steps per epoch do not split into optimizer updates of "
+                          f"optimizer.accumulation_steps={update_steps} steps each; batching.loss_normaliser="
+                          "'update' needs steps per epoch divisible by accumulation_steps")
+    per_step = np.array([float(np.sum(item_counts[ids])) for ids in steps])
+    per_update = per_step.reshape(-1, update_steps).sum(axis=1)
+    return np.repeat(per_update / update_steps, update_steps)
+
+
+def loss_item_counts(graphs: Sequence[HitGraph]) -> np.ndarray:
+    """float64 [G]: the edges each graph's loss counts (its edge_mask, else every edge)."""
+    return np.array([float(g.n_edges if g.edge_mask is None else np.count_nonzero(g.edge_mask))
+                     for g in graphs])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -678,14 +756,16 @@ def warmup_batches(graphs: Sequence[HitGraph], config: ml_collections.ConfigDict
                          node_mask=np.zeros((n_devices, bucket.n_node), bool),
                          graph_mask=np.zeros((n_devices, n_graph_pad), bool), n_real_edges=zeros,
                          n_real_nodes=zeros, graph_ids=np.full((n_devices, n_graph_pad), -1, np.int64),
-                         n_graphs=0, bucket=bucket, epoch=-1, step=-1))
+                         n_graphs=0, bucket=bucket, epoch=-1, step=-1,
+                         loss_denominator=(np.ones(n_devices, np.float32)
+                                           if config.get("loss_normaliser", "step") == "update" else None)))
     return out
 
 
 def batch_iterator(graphs: Sequence[HitGraph], config: ml_collections.ConfigDict, n_devices: int, *,
                    ladder: BucketLadder | None = None, seed: int = 0, epoch: int = 0,
                    start_step: int = 0, shuffle: bool | None = None,
-                   drop_remainder: bool | None = None) -> Iterator[Batch]:
+                   drop_remainder: bool | None = None, update_steps: int = 0) -> Iterator[Batch]:
     """Yields the steps of one epoch, from step `start_step` on.
 
     The order is a pure function of (seed, epoch) (and the dataset), so resuming at
@@ -700,6 +780,8 @@ def batch_iterator(graphs: Sequence[HitGraph], config: ml_collections.ConfigDict
       seed, epoch: select the order. start_step: first step to yield.
       shuffle, drop_remainder: override the config (evaluation: shuffle=False,
         drop_remainder=False, so every graph is seen once).
+      update_steps: train steps per optimizer update; > 0 with config.loss_normaliser =
+        'update' gives every batch its `loss_denominator` (`update_denominators`).
     """
     if n_devices < 1:
         raise ConfigError(f"n_devices must be >= 1, got {n_devices}")
@@ -714,11 +796,17 @@ def batch_iterator(graphs: Sequence[HitGraph], config: ml_collections.ConfigDict
     n_graph_pad = graph_slots(len(graphs), per_step, n_devices)
     edges = graph_sizes(graphs)[1] if int(config.sort_window) > 1 else np.zeros(len(graphs), np.int64)
     steps = epoch_steps(edges, per_step, seed, epoch, shuffle=shuffle, drop_remainder=drop,
-                        sort_window=int(config.sort_window))
+                        sort_window=int(config.sort_window), groups=step_groups(graphs, config))
+    denominators = None
+    if update_steps and config.get("loss_normaliser", "step") == "update":
+        denominators = update_denominators(loss_item_counts(graphs), steps, update_steps)
     for step, ids in enumerate(steps):
         if step < start_step:
             continue
-        yield make_batch(graphs, ids, n_devices, ladder, n_graph_pad, epoch=epoch, step=step)
+        batch = make_batch(graphs, ids, n_devices, ladder, n_graph_pad, epoch=epoch, step=step)
+        if denominators is not None:
+            batch.loss_denominator = np.full(n_devices, denominators[step], np.float32)
+        yield batch
 
 
 def eval_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

@@ -43,6 +43,7 @@ __all__ = ["SegmentClassifier", "FastSegmentClassifier", "InteractionNetwork", "
 # model.impl: the reference module as written, or its fast form (same parameters and function)
 IMPLS = {"reference": SegmentClassifier, "fast": FastSegmentClassifier}
 FAST_ONLY = ("remat", "cpu_kernels")  # the keys that configure the fast form only
+REFERENCE_ONLY = ("history", "history_dropout")  # ... and the reference form only
 
 
 # ---------------------------------------------------------------------------------------------
@@ -55,6 +56,8 @@ def segment_classifier_config() -> ml_collections.ConfigDict:
         name="segment_classifier", hidden=64, n_iters=8, message="bidirectional_weighted_sum",
         activation="tanh", layer_norm=True, edge_layers=3, node_layers=4,
         use_edge_features=False, impl="fast", compute_dtype="float32", cpu_kernels="auto",
+        # segment training with a history table and stale-embedding dropout (reference form only)
+        history=False, history_dropout=0.0,
         # False | True | "none" | "mlp" | "iteration": typed `object` so a boolean default
         # can still be overridden with a string (--config.model.remat=iteration).
         remat=ml_collections.FieldReference(False, field_type=object)))
@@ -91,6 +94,13 @@ def build_segment_classifier(values: ml_collections.ConfigDict) -> SegmentClassi
             raise ConfigError("model.remat and model.cpu_kernels='fused' configure the fast form: "
                               "set model.impl='fast' or drop them")
         fields = {k: v for k, v in fields.items() if k not in FAST_ONLY}
+    else:
+        if values.get("history", False):
+            raise ConfigError("model.history (segment training with a history table) is built on the "
+                              "reference form: set model.impl='reference'")
+        fields = {k: v for k, v in fields.items() if k not in REFERENCE_ONLY}
+    if not 0.0 <= float(values.get("history_dropout", 0.0)) < 1.0:
+        raise ConfigError(f"config key 'model.history_dropout' must be in [0, 1), got {values.history_dropout!r}")
     return IMPLS[impl](**fields)
 
 

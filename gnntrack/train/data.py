@@ -186,9 +186,10 @@ def _require_dir(path: str, key: str) -> Path:
     return directory
 
 
-def _full_event_graphs(events_dir: Path, event_ids: np.ndarray, graph_config: ml_collections.ConfigDict
+def full_event_graphs(events_dir: Path, event_ids: np.ndarray, graph_config: ml_collections.ConfigDict
                        ) -> list[HitGraph]:
-    """Test events rebuilt as single unsectioned graphs (in memory; few events)."""
+    """The events `event_ids` of `events_dir` as single unsectioned graphs (in memory; few events:
+    the test events of a sectioned run, the training events of a history table)."""
     from gnntrack.graphs.build import build_event_graphs
     from gnntrack.io.event import event_prefix_name
     from gnntrack.io.trackml import read_event
@@ -248,13 +249,20 @@ def prepare_data(config: ml_collections.ConfigDict, workdir: str | os.PathLike, 
     train, val, test = _select(graphs, train_ids), _select(graphs, val_ids), _select(graphs, test_ids)
     empty = {name: [graph_label(g) for g in split if g.n_edges == 0]
              for name, split in (("train", train), ("val", val), ("test", test))}
-    train = _drop_empty_train_graphs(train, where)
-    _warn_empty("training", empty["train"], " left out")
+    if config.batching.get("whole_events", False):
+        # an event's sections stay whole, so each update still holds exactly one event; an empty
+        # section adds no loss (the step's loss denominator is the event's)
+        if not any(g.n_edges for g in train):
+            train = _drop_empty_train_graphs(train, where)  # raises, naming the graphs
+        _warn_empty("training", empty["train"], " kept (batching.whole_events)")
+    else:
+        train = _drop_empty_train_graphs(train, where)
+        _warn_empty("training", empty["train"], " left out")
     _warn_empty("validation", empty["val"], "")
     _warn_empty("test", empty["test"], "")
     test_full = None
     if sectioned and events_dir is not None and config.eval.full_events and test_ids.size:
-        test_full = _full_event_graphs(events_dir, test_ids, config.graph)
+        test_full = full_event_graphs(events_dir, test_ids, config.graph)
     info = {
         "events_dir": str(events_dir) if events_dir is not None else None,
         "graphs_dir": str(graphs_dir),

@@ -52,6 +52,7 @@ from gnntrack.io.lock import hold_directory
 from gnntrack.train.checkpoint import CHECKPOINT_DIR_NAME, CheckpointMismatch, Checkpointer, Restored
 from gnntrack.train.defaults import RESUME_MUTABLE_KEYS, validate_config
 from gnntrack.train.evaluation import eval_batching_config, evaluate_graphs
+from gnntrack.train.history import HistoryTable, history_table_for, padded_state_fn
 from gnntrack.train.hooks import (EveryStep, EvaluationHook, Hook, MetricsHook, NonFinite, ProfileHook, ProgressHook,
                                   StepContext, StepRows, StopAfterSteps, StopRules, Target, is_due, run_loop)
 
@@ -92,6 +93,36 @@ def sampled_sizes(epoch_graphs: Callable[[int], list], n_epochs: int) -> tuple[n
 
     sizes = [graph_sizes(epoch_graphs(e)) for e in range(max(n_epochs, 1))]
     return tuple(np.concatenate(a) for a in zip(*sizes))
+
+
+def update_normalised_steps(batching: ml_collections.ConfigDict, optimizer: ml_collections.ConfigDict,
+                            per_epoch: int, task_level: str) -> int:
+    """Train steps per optimizer update when batching.loss_normaliser = 'update' (0 otherwise),
+    checked: the edge task only (the host counts loss edges), and whole updates per epoch."""
+    if batching.get("loss_normaliser", "step") != "update":
+        return 0
+    k = int(optimizer.accumulation_steps)
+    if task_level != "edge":
+        raise ConfigError("batching.loss_normaliser='update' counts loss edges on the host: it needs the "
+                          f"edge task, not task level {task_level!r}; use batching.loss_normaliser='step'")
+    if per_epoch % k:
+        raise ConfigError(f"batching.loss_normaliser='update': {per_epoch} steps per epoch do not split into "
+                          f"optimizer updates of optimizer.accumulation_steps={k} steps; make the training "
+                          "graphs per epoch a multiple of batching.graphs_per_step x accumulation_steps")
+    return k
+
+
+def history_refresher(model, dp, history: HistoryTable) -> Callable[[Any], None]:
+    """refresh(state): the table recomputed from the state's parameters (whole training events)."""
+    import jax
+
+    apply_states = jax.jit(lambda params, graph: model.apply({"params": params}, graph, return_states=True)[1])
+
+    def refresh(state) -> None:
+        params = _host_tree(dp.get_state(state)).params
+        history.refresh(padded_state_fn(lambda g: apply_states(params, g), list(history.full.values())))
+
+    return refresh
 
 
 def _finite(x: float) -> bool:
@@ -319,10 +350,15 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, root: Path, workdir: 
         raise ConfigError(f"{len(train_graphs)} training graphs give no full step of "
                           f"batching.graphs_per_step={batching.graphs_per_step}; lower it or add events")
     total = total_train_steps(tc, per_epoch)
+    update_steps = update_normalised_steps(batching, config.optimizer, per_epoch, task.level)
     seed = int(config.seed)
     fraction = float(config.data.particle_fraction)
 
+    history = history_table_for(config, splits) if config.model.get("history", False) else None
+
     def epoch_graphs(epoch: int):
+        if history is not None:  # segments with the table as refreshed at this epoch's start
+            return history.graphs()
         # particle sampling: each epoch trains on a new draw, a pure function of (seed, epoch)
         return particle_sample_epoch(train_graphs, fraction, seed, epoch) if fraction else train_graphs
 
@@ -337,7 +373,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, root: Path, workdir: 
     # of the first ladder_sample_epochs epochs (a larger later sample adds a rung, logged)
     ladder = make_ladder(sampled_sizes(epoch_graphs, int(batching.ladder_sample_epochs)) if fraction
                          else train_graphs, batching, n_dev, seed=seed)
-    example = next(batch_iterator(first_graphs, batching, n_dev, ladder=ladder, seed=seed, epoch=0))
+    example = next(batch_iterator(first_graphs, batching, n_dev, ladder=ladder, seed=seed, epoch=0,
+                                  update_steps=update_steps))
     # one jit-compiled init instead of op-by-op dispatch (seconds on a CPU)
     host_state = _host_tree(jax.jit(lambda g: init_train_state(model, tx, g, seed=seed))(
         device_slice(example.graph)))
@@ -460,10 +497,14 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, root: Path, workdir: 
               EveryStep(save_checkpoint, due=checkpoint_due)]
     if tuple(tc.profile_steps):
         hooks.append(ProfileHook(*tc.profile_steps, logdir=workdir / "profile"))
+    if history is not None:
+        refresh = history_refresher(model, dp, history)
+        refresh(state)
+        hooks.append(EveryStep(lambda ctx: refresh(ctx.state), due=lambda step: step % per_epoch == 0 and step < total))
 
     def epoch_batches(epoch: int, position: int):
         return batch_iterator(epoch_graphs(epoch), batching, n_dev, ladder=ladder, seed=seed, epoch=epoch,
-                              start_step=position)
+                              start_step=position, update_steps=update_steps)
 
     train_t0 = time.perf_counter()
     try:

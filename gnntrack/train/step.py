@@ -68,7 +68,8 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_cfg: ml_collec
     Returns:
       step(state, batch) -> (new_state, metrics). `batch` is one device's DeviceBatch (no device
       axis). All metrics are identical on every device (float32 scalars):
-        loss: weighted BCE summed over all real edges / global real edge count.
+        loss: weighted BCE summed over all real edges / global real edge count (or / the batch's
+          loss_denominator when it carries one).
         lr: learning rate used by this step's update (nan if no lr_fn).
         n_edges: global real edge count. grad_norm: norm of the global gradient (before clipping).
         grad_norm_sq_global: |G_big|^2, squared norm of the global gradient.
@@ -109,7 +110,11 @@ def make_train_step(model, tx: optax.GradientTransformation, loss_cfg: ml_collec
         # both shard_map and pmap give each device its own gradient and we psum explicitly.
         local_params = _device_varying(state.params, batch.y, axis_name)
         loss_sum, grad_sum = jax.value_and_grad(local_loss_sum)(local_params)
-        denom = jnp.maximum(n_global, 1.0)
+        # normally this step's own item count; with batching.loss_normaliser='update' the host
+        # gives the update's count per step, so MultiSteps' mean is the update's exact mean (the
+        # same on every device; pmax makes it device-invariant, as the psum'd count is)
+        denom = (jnp.maximum(n_global, 1.0) if batch.loss_denominator is None
+                 else jnp.maximum(lax.pmax(batch.loss_denominator, axis_name), 1e-12))
         grads = jax.tree_util.tree_map(lambda g: lax.psum(g, axis_name) / denom, grad_sum)
         loss = lax.psum(loss_sum, axis_name) / denom
         sq_global = tree_sq_norm(grads)

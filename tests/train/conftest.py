@@ -18,3 +18,16 @@ def compilation_cache(tmp_path_factory):
     yield
     for k, v in old.items():
         jax.config.update(k, v)
+
+
+@pytest.fixture(scope="session")
+def luxe_crossings(tmp_path_factory):
+    """Three small LUXE-like crossings (300 positrons each) as TrackML CSV: the training tests of
+    sections, whole-event updates and history tables."""
+    from gnntrack.detector.luxe import default_luxe_config, simulate_luxe_events
+
+    out = tmp_path_factory.mktemp("luxe_crossings")
+    config = default_luxe_config()
+    config.n_particles = 300
+    simulate_luxe_events(out, 3, config, seed=3)
+    return out
