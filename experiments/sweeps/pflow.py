@@ -14,19 +14,14 @@ alone: `gnntrack train --config experiments/sweeps/pflow.py:base --workdir RUN`.
 
 from gnntrack.configs.pflow import pflow_config
 from gnntrack.studies import search_space as ss
-from gnntrack.studies.sweep import default_sweep_config
+from gnntrack.studies.sweep import default_sweep_config, quiet_trial_training
 
 
 def base_config():
     """The run every trial starts from (also the baseline the sweep is compared with)."""
     config = pflow_config("lsh")
     config.data.n_train, config.data.n_val, config.data.n_test = 48, 8, 0
-    config.train.steps = 600
-    config.train.eval_every = 100
-    config.train.checkpoint_every = 600
-    config.train.keep_checkpoints = 1
-    config.train.progress = False
-    config.train.tensorboard = False
+    quiet_trial_training(config.train, steps=600, eval_every=100)
     return config
 
 

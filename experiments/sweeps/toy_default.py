@@ -20,7 +20,7 @@ The learning rate dominates (PED-ANOVA importance 0.93).
 """
 
 from gnntrack.studies import search_space as ss
-from gnntrack.studies.sweep import default_sweep_config
+from gnntrack.studies.sweep import default_sweep_config, quiet_trial_training
 from gnntrack.train.defaults import default_config
 
 
@@ -37,13 +37,8 @@ def base_config():
     config.batching.graphs_per_step = 2
     config.batching.max_buckets = 2
     config.parallel.n_devices = 1
-    config.train.steps = 200
+    quiet_trial_training(config.train, steps=200, eval_every=40)
     config.train.log_every = 10
-    config.train.eval_every = 40
-    config.train.checkpoint_every = 200
-    config.train.keep_checkpoints = 1
-    config.train.progress = False
-    config.train.tensorboard = False
     config.eval.full_events = False
     return config
 

@@ -43,11 +43,11 @@ from gnntrack.studies.sweep.results import (markdown_table, param_importances, s
                                             trials_dataframe, write_sweep_summary)
 from gnntrack.studies.sweep.runner import run_sweep, run_sweep_from_config
 from gnntrack.studies.sweep.settings import (SweepError, SweepResult, SweepSettings, default_sweep_config,
-                                             split_sweep_config)
+                                             quiet_trial_training, split_sweep_config)
 from gnntrack.studies.sweep.study import default_storage_url, open_existing_study
 from gnntrack.studies.sweep.trial import metric_value, trial_config
 
 __all__ = ["SweepError", "SweepResult", "SweepSettings", "default_storage_url", "default_sweep_config",
-           "markdown_table", "metric_value", "open_existing_study", "param_importances", "run_sweep",
+           "quiet_trial_training", "markdown_table", "metric_value", "open_existing_study", "param_importances", "run_sweep",
            "run_sweep_from_config", "split_sweep_config", "sweep_result", "trial_config",
            "trials_dataframe", "write_sweep_summary"]

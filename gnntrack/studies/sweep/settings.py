@@ -57,6 +57,15 @@ def default_sweep_config() -> ml_collections.ConfigDict:
         poll_seconds=2.0))
 
 
+def quiet_trial_training(train: ml_collections.ConfigDict, steps: int, eval_every: int) -> None:
+    """Sets a sweep base run's `train` group as every trial wants it: `steps` steps with a
+    validation every `eval_every` (the pruners' intermediate values), one checkpoint at the end
+    and only that one kept, no progress bar (many trials share a terminal), no TensorBoard."""
+    train.steps, train.eval_every = int(steps), int(eval_every)
+    train.checkpoint_every, train.keep_checkpoints = int(steps), 1
+    train.progress = train.tensorboard = False
+
+
 @dataclasses.dataclass(frozen=True)
 class SweepSettings:
     """Validated sweep settings (the `sweep` section minus the search space)."""
