@@ -66,6 +66,12 @@ def test_the_loss_is_the_weighted_sum_of_focal_charge_and_huber_over_real_elemen
     # gamma 0 is plain cross-entropy on the class head
     plain = task_of(focal_gamma=0.0, charge_weight=0.0, momentum_weight=0.0)
     np.testing.assert_allclose(float(plain.loss_sum(outputs, _batch(y, mask))), np.sum(-lp[mask]), rtol=1e-5)
+    # per-class weights multiply each element's class term by its true class's weight
+    weights = (0.5, 1.0, 2.0, 1.0, 10.0, 20.0)
+    weighted = task_of(focal_gamma=0.0, charge_weight=0.0, momentum_weight=0.0, class_weights=weights)
+    w = np.array(weights)[y[:, 0].astype(int)]
+    np.testing.assert_allclose(float(weighted.loss_sum(outputs, _batch(y, mask))), np.sum((-lp * w)[mask]),
+                               rtol=1e-5)
 
 
 def test_relative_targets_are_the_momentum_minus_the_elements_own_in_the_regression_space():
@@ -139,6 +145,8 @@ def test_metrics_count_efficiency_fake_rate_and_response_per_class():
     ("focal_gamma", -1.0, r"'task.focal_gamma' must be a number >= 0"),
     ("huber_delta", 0.0, r"'task.huber_delta' must be > 0"),
     ("charge_weigth", 1.0, r"task.charge_weigth.*charge_weight"),
+    ("class_weights", (1.0, 2.0), r"'task.class_weights' must be empty or 6 numbers"),
+    ("class_weights", (1.0, 1.0, 1.0, 1.0, 1.0, -1.0), r"'task.class_weights' must be empty or 6 numbers"),
 ])
 def test_config_errors_name_the_key(key, value, match):
     with pytest.raises(ConfigError, match=match):
