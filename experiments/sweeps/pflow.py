@@ -1,5 +1,6 @@
-"""Particle-flow sweep: TPE over MLPF's optimiser, width, depth, LSH bins and loss shape, with
-ASHA pruning on the validation loss.
+"""Particle-flow sweep: TPE over MLPF's optimiser, width, depth and LSH bin size, with ASHA pruning
+on the validation loss. The loss itself (focal gamma, head weights) stays fixed: trials that
+changed it would compare validation losses of different functions.
 
     gnntrack sweep --config experiments/sweeps/pflow.py --workdir runs/sweep_pflow
     gnntrack sweep --config experiments/sweeps/pflow.py --workdir runs/sweep_pflow --workers 2
@@ -36,8 +37,7 @@ def get_config(arg=None):
         ss.choice("model.hidden", [32, 64, 128]),
         ss.int_range("model.n_layers", 1, 3),
         ss.choice("model.bin_size", [64, 128, 256]),
-        ss.uniform("task.focal_gamma", 0.0, 3.0),
-        ss.log_uniform("task.momentum_weight", 0.1, 10.0),
+        ss.choice("model.n_buckets", [8, 16, 32]),
     )
     config.sweep.metric = "val_loss"
     config.sweep.direction = "minimize"

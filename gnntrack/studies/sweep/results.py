@@ -155,8 +155,9 @@ def write_sweep_summary(study, workdir: str | os.PathLike, specs: Sequence[Param
                     f"({params}); run dir `{best['run_dir']}`.\n")
     if summary["baseline"] is not None:
         b = summary["baseline"]
+        gain = "best - baseline" if settings.direction == "maximize" else "baseline - best"
         head.append(f"Baseline (the base config, trial {b['trial']}): {settings.metric} = {b['value']:.4f}; "
-                    f"best - baseline = {b['improvement']:+.4f}.\n")
+                    f"{gain} = {b['improvement']:+.4f}.\n")
     if importances:
         head.append(f"Parameter importances ({evaluator}): "
                     + ", ".join(f"{k} {v:.2f}" for k, v in importances.items()) + ".\n")
