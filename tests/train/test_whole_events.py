@@ -47,7 +47,8 @@ def test_update_denominators_are_the_update_mean_count():
     assert [s.tolist() for s in epoch_steps(np.zeros(4), 2, 0, 0, shuffle=False, groups=groups)] == [[0, 1], [2, 3]]
 
 
-def _run(crossings, root: Path, variant: str, accumulation_steps: int = SECTIONS):
+def _run(crossings, root: Path, variant: str, accumulation_steps: int = SECTIONS, *, per_step: int = 1,
+         n_devices: int = 1, mode: str = "shard_map", name: str = ""):
     config = luxe_config(variant)
     config.data.input_dir = str(crossings)
     config.data.cache_dir = str(root / "cache")
@@ -62,7 +63,9 @@ def _run(crossings, root: Path, variant: str, accumulation_steps: int = SECTIONS
     config.train.epochs = EPOCHS
     config.train.checkpoint_every = 10_000
     config.train.progress = config.train.tensorboard = False
-    workdir = root / variant
+    config.batching.graphs_per_step = per_step
+    config.parallel.n_devices, config.parallel.mode = n_devices, mode
+    workdir = root / (name or variant)
     result = train_and_evaluate(config, workdir)
     with Checkpointer(workdir / "checkpoints", keep=1) as ck:
         state, _ = ck.restore(result["steps"])
@@ -87,3 +90,15 @@ def test_update_normaliser_needs_whole_updates_per_epoch(luxe_crossings, tmp_pat
     # 2 events x 4 sections = 8 steps per epoch: no whole number of 3-step updates
     with pytest.raises(ConfigError, match="accumulation_steps=3"):
         _run(luxe_crossings, tmp_path, "sections", accumulation_steps=3)
+
+
+@pytest.mark.parametrize("mode", ["shard_map", "pmap"])
+def test_whole_event_updates_on_two_devices(luxe_crossings, tmp_path, mode):
+    """Two sections per step, one per device, two steps per update: still the whole event's update
+    (the update's loss denominator is the same on both devices)."""
+    _, p_full = _run(luxe_crossings, tmp_path, "full")
+    result, p_two = _run(luxe_crossings, tmp_path, "sections", accumulation_steps=SECTIONS // 2, per_step=2,
+                         n_devices=2, mode=mode, name=f"two_{mode}")
+    assert result["n_devices"] == 2 and result["steps"] == 2 * EPOCHS * SECTIONS // 2
+    moved = max(float(np.max(np.abs(a))) for a in p_full)
+    assert max(float(np.max(np.abs(a - b))) for a, b in zip(p_full, p_two)) <= 1e-5 * max(moved, 1.0)
