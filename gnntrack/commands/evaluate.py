@@ -42,6 +42,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--graph", action="append", default=[], metavar="KEY=VALUE",
                         help="change the run's graph config for evaluation (repeatable), e.g. --graph pt_min=0 "
                              "to evaluate a model trained on truth-cut graphs on complete events")
+    parser.add_argument("--model", action="append", default=[], metavar="KEY=VALUE",
+                        help="particle flow: evaluate the run's parameters with its model config changed "
+                             "(repeatable), e.g. --model dense=true for an LSH-trained MLPF with one bin "
+                             "(the quadratic reference)")
+    parser.add_argument("--compare", default="", metavar="RUN",
+                        help="particle flow: another pflow run evaluated on the same events (its best "
+                             "checkpoint), a third column with the paired difference ML - it")
+    parser.add_argument("--compare-model", action="append", default=[], metavar="KEY=VALUE",
+                        help="particle flow: model changes for the --compare run, as --model")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of the events")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--no-submissions", action="store_true", help="do not write per-event submission CSVs")
@@ -61,6 +70,11 @@ def run(args: argparse.Namespace) -> int:
     task = run_task(args.workdir)
     if task == "pflow":
         return run_pflow(args)
+    pflow_only = [name for name, given in (("--model", args.model), ("--compare", args.compare),
+                                           ("--compare-model", args.compare_model)) if given]
+    if pflow_only:
+        raise InputError(f"{', '.join(pflow_only)}: particle-flow runs only; {args.workdir} is a run of the "
+                         f"{task or 'edge'!r} task")
     if task == "jet":
         return run_jets(args)
     config = default_evaluation_config()
@@ -164,18 +178,24 @@ def common_settings(args: argparse.Namespace, config):
 
 def run_pflow(args: argparse.Namespace) -> int:
     """`gnntrack evaluate` of a particle-flow run: --checkpoint, --limit, --n-boot, --no-plots,
-    --json and --out apply; the tracking options do not."""
+    --json, --out, --model, --compare and --compare-model apply; the tracking options do not."""
     import json
     from pathlib import Path
 
+    from gnntrack.errors import InputError
     from gnntrack.pflow.evaluate import default_pflow_evaluation_config, evaluate_pflow_run
     from gnntrack.pflow.store import read_meta
 
     read_meta(args.input)  # names the directory when it holds no particle-flow events
     config = common_settings(args, default_pflow_evaluation_config())
+    config.model_overrides, config.compare = tuple(args.model), str(args.compare)
+    config.compare_model_overrides = tuple(args.compare_model)
+    if config.compare_model_overrides and not config.compare:
+        raise InputError("--compare-model changes the --compare run's model: give --compare RUN too")
     metrics = evaluate_pflow_run(args.workdir, args.input, args.out, config=config)
     if args.json:
-        print(json.dumps({k: metrics[k] for k in ("algorithms", "difference", "settings", "n_events")}, indent=2))
+        print(json.dumps({k: metrics[k] for k in ("algorithms", "differences", "difference", "settings", "n_events")},
+                         indent=2))
     else:
         print_pflow_metrics(metrics, args.out or str(Path(args.workdir) / "evaluation"))
     return 0
@@ -189,20 +209,22 @@ def print_pflow_metrics(metrics: dict, out_dir: str, console=None) -> None:
     from gnntrack.report.pflow import format_interval
 
     console = console or Console()
-    algorithms, diff = metrics["algorithms"], metrics.get("difference") or {}
+    algorithms = metrics["algorithms"]
+    diffs = metrics.get("differences") or ([metrics["difference"]] if metrics.get("difference") else [])
     table = Table(title=f"gnntrack evaluate (particle flow): {metrics['n_events']} events, checkpoint "
                         f"{metrics['run']['checkpoint']} (step {metrics['run']['step']})")
-    for column in ("metric", *algorithms, *(["difference"] if diff else [])):
+    for column in ("metric", *algorithms, *(d["of"] for d in diffs)):
         table.add_column(column, justify="left" if column == "metric" else "right")
     rows = [(f"jet {k.replace('_', ' ')}", "jets", k) for k in ("response", "resolution", "matching_efficiency")]
     rows += [(f"MET {k.replace('_', ' ')}", "met", k) for k in ("response", "resolution", "sigma_gev")]
     for label, group, key in rows:
-        d = diff.get(f"{'jet' if group == 'jets' else 'met'}_{key}")  # only some have a difference
-        table.add_row(label, *(format_interval(a[group][key]) for a in algorithms.values()), *([format_interval(d) if d else "-"] if diff else []))
+        name = f"{'jet' if group == 'jets' else 'met'}_{key}"  # only some have a difference
+        table.add_row(label, *(format_interval(a[group][key]) for a in algorithms.values()),
+                      *(format_interval(d[name]) if name in d else "-" for d in diffs))
     for name in next(iter(algorithms.values()))["classes"]:
         for key in ("efficiency", "fake_rate"):
             table.add_row(f"{name} {key.replace('_', ' ')}", *(format_interval(a["classes"][name][key]) for a in algorithms.values()),
-                          *(["-"] if diff else []))
+                          *("-" for _ in diffs))
     console.print(table)
     s = metrics["settings"]
     console.print(f"  jets: anti-kT R = {s['jet_radius']}, target pT > {s['jet_pt_min']} GeV, |eta| < "

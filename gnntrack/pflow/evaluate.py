@@ -15,7 +15,9 @@ element of class 'none' gives no particle.
   * missing E_T = |-(vector sum of the particles' pT)| per event: response and resolution as
     for jets over events with gen MET > met_min_gev, and sigma = IQR / 1.349 of the x and y
     components of MET_reco - MET_gen (GeV; no cut: small METs make the ratio wide);
-  * the difference ML - baseline of each jet and MET number on the same resamples (paired).
+  * the difference ML - baseline of each jet and MET number on the same resamples (paired), and
+    ML - a compared run's (`compare`: e.g. the quadratic reference of an LSH model, on the same
+    events and resamples).
 
 Intervals are percentile bootstrap intervals over events (`gnntrack.tracks.bootstrap`): rates
 are pooled counts; a quantile metric weights each jet (event) by its event's multiplicity in the
@@ -46,13 +48,17 @@ from gnntrack.train.data import split_event_ids
 
 IQR_TO_SIGMA = 1.349  # IQR of a Gaussian in units of sigma
 MAX_BLOCK = 10_000_000  # resamples x values held at once by the weighted quantiles
+DIFFERENCE_KEYS = ("jet_resolution", "jet_response", "met_resolution", "met_sigma_gev")
 
 
 def default_pflow_evaluation_config() -> ml_collections.ConfigDict:
     """Jet and MET definitions (GeV, eta-phi units), bootstrap settings and run options."""
     return ml_collections.ConfigDict(dict(
         checkpoint="best", limit=0, jet_radius=0.4, jet_pt_min=20.0, jet_eta_max=2.5, match_dr=0.1,
-        met_min_gev=10.0, n_boot=1000, level=0.95, seed=0, plots=True))
+        met_min_gev=10.0, n_boot=1000, level=0.95, seed=0, plots=True,
+        # 'key=value' changes to the run's model config that keep its parameters (e.g. 'dense=true':
+        # an LSH-trained MLPF with one bin); another pflow run evaluated beside it, and its changes
+        model_overrides=(), compare="", compare_model_overrides=()))
 
 
 @dataclasses.dataclass
@@ -215,11 +221,12 @@ def evaluate_particle_flow(targets: Sequence[np.ndarray], reconstructions: Mappi
     Args:
       targets: per event, the element targets [N_i, len(TARGET_COLUMNS)].
       reconstructions: name (e.g. 'ml', 'baseline') -> per event rows [N_i, len(TARGET_COLUMNS)]
-        for the same elements. The first two names are compared: differences first - second.
+        for the same elements. The first is compared with each other one: differences first - other.
       config: `default_pflow_evaluation_config()` or a variant.
     Returns:
       (metrics: {n_events, settings, bootstrap, algorithms: {name: {classes, jets, met}},
-      difference}, plot data: {name: Reconstruction}, 'class_counts' {name: DataFrame}).
+      differences: [first - second, first - third, ...], difference: the first of them ({} with
+      one reconstruction)}, plot data: {name: Reconstruction}, 'class_counts' {name: DataFrame}).
       With one event the intervals are nan (one event says nothing about the spread).
     """
     config = config or default_pflow_evaluation_config()
@@ -243,18 +250,17 @@ def evaluate_particle_flow(targets: Sequence[np.ndarray], reconstructions: Mappi
                     "sigma_gev": interval(n["met_sigma_gev"], level), "n_events_above_min": int(len(rec.met_ratio))},
         }
         plots[name] = rec
-    difference = {}
-    names = list(reconstructions)
-    if len(names) >= 2:
-        a, b = (plots[k].per_resample for k in names[:2])
-        difference = {"of": f"{names[0]} - {names[1]}",
-                      **{key: interval(a[key] - b[key], level) for key in
-                         ("jet_resolution", "jet_response", "met_resolution", "met_sigma_gev")}}
+    first, *others = list(reconstructions)
+    a = plots[first].per_resample
+    differences = [{"of": f"{first} - {other}",
+                    **{key: interval(a[key] - plots[other].per_resample[key], level) for key in DIFFERENCE_KEYS}}
+                   for other in others]
     metrics = {"n_events": n_events, "n_particles_gen": int(len(truth.pt)),
                "settings": {k: config[k] for k in ("jet_radius", "jet_pt_min", "jet_eta_max", "match_dr", "met_min_gev")},
                "bootstrap": {"n_boot": n_boot if n_events > 1 else 0, "level": level, "seed": int(config.seed),
                              "unit": "event"},
-               "algorithms": algorithms, "difference": difference}
+               "algorithms": algorithms, "differences": differences,
+               "difference": differences[0] if differences else {}}
     return metrics, {"reconstructions": plots, "class_counts": counts}
 
 
@@ -273,14 +279,24 @@ class PflowRun:
     params: Any
     step: int
     which: str  # 'best', 'latest' or 'step'
+    model_overrides: tuple = ()  # 'key=value' changes to config.model made for this evaluation
+
+    @property
+    def name(self) -> str:
+        """The run directory's name and its model changes, e.g. 'run_lsh (dense=true)'."""
+        return self.workdir.name + (f" ({', '.join(self.model_overrides)})" if self.model_overrides else "")
 
 
-def load_pflow_run(workdir: str | os.PathLike, checkpoint: str = "best") -> PflowRun:
+def load_pflow_run(workdir: str | os.PathLike, checkpoint: str = "best",
+                   model_overrides: Sequence[str] = ()) -> PflowRun:
     """`<workdir>/config.json` and the parameters of its checkpoint `checkpoint` ('best' (the
     latest when none is marked), 'latest' or a step number). Only reads. InputError when the
     directory is no pflow run or has no such checkpoint; a damaged 'best'/'latest' one is
-    skipped for the newest that restores, with one line on stderr."""
-    from gnntrack.config import CONFIG_FILE_NAME, load_config
+    skipped for the newest that restores, with one line on stderr. `model_overrides`
+    ('key=value' of config.model, e.g. 'dense=true') change the model that the parameters are
+    evaluated with (ConfigError naming an unknown key; `predict_events` refuses a change of the
+    parameters' shapes)."""
+    from gnntrack.config import CONFIG_FILE_NAME, apply_overrides, load_config
     from gnntrack.nn.models import build_model
     from gnntrack.tasks import make_task, model_config_for
     from gnntrack.train.checkpoint import CHECKPOINT_DIR_NAME, restore_run_checkpoint
@@ -298,8 +314,10 @@ def load_pflow_run(workdir: str | os.PathLike, checkpoint: str = "best") -> Pflo
             config.task.momentum_targets = "absolute"
     task = make_task(config.task)
     params = state["params"] if isinstance(state, dict) else state.params
+    overrides = tuple(model_overrides)
+    apply_overrides(config, [f"model.{item}" for item in overrides])
     return PflowRun(workdir=workdir, config=config, task=task, model=build_model(model_config_for(task, config.model)),
-                    params=params, step=int(step), which=which)
+                    params=params, step=int(step), which=which, model_overrides=overrides)
 
 
 def select_events(run: PflowRun, input_dir: str | os.PathLike, limit: int = 0) -> tuple[list[PflowEvent], str]:
@@ -341,6 +359,10 @@ def predict_events(run: PflowRun, events: Sequence[PflowEvent]) -> tuple[list[np
     expected = jax.eval_shape(lambda g: run.model.init(jax.random.PRNGKey(0), g, train=False),
                               device_slice(first.graph))["params"]
     detail = shape_mismatch(run.params, expected)
+    if detail is not None and run.model_overrides:
+        raise ConfigError(f"model changes {', '.join(run.model_overrides)} do not fit the parameters of "
+                          f"{run.workdir} (checkpoint {run.step}): {detail}. Only changes that keep the "
+                          f"parameters (e.g. dense, bin_size) can be made at evaluation")
     if detail is not None:
         raise ConfigError(f"{run.workdir / 'config.json'} does not fit checkpoint {run.step}: {detail}. "
                           "Was config.json edited? Undo the edit to evaluate this run")
@@ -362,24 +384,53 @@ def evaluate_pflow_run(workdir: str | os.PathLike, input_dir: str | os.PathLike,
     baseline stored with them, and writes report.md, plots/ and metrics.json into `out_dir`
     (default `<workdir>/evaluation`) with `gnntrack.report.pflow.write_pflow_report`.
 
-    Returns the metrics written to metrics.json."""
+    With `config.compare` (another pflow run's directory; its 'best' checkpoint, changed by
+    `config.compare_model_overrides`) that run is evaluated on the same events as a third
+    reconstruction, named by `PflowRun.name`, and the differences ML - baseline and ML - it are
+    paired over the same resamples. Returns the metrics written to metrics.json."""
     from gnntrack.report.pflow import write_pflow_report
 
     config = config or default_pflow_evaluation_config()
     t0 = time.process_time()
-    run = load_pflow_run(workdir, str(config.checkpoint))
+    run = load_pflow_run(workdir, str(config.checkpoint), tuple(config.model_overrides))
     events, selection = select_events(run, input_dir, int(config.limit))
     if not events:
         raise InputError(f"{input_dir}: no events to evaluate")
     ml, summary = predict_events(run, events)
-    metrics, plot_data = evaluate_particle_flow([e.targets for e in events],
-                                                {"ml": ml, "baseline": [e.baseline for e in events]}, config)
+    reconstructions = {"ml": ml, "baseline": [e.baseline for e in events]}
+    other = None
+    if config.compare:
+        other = load_pflow_run(config.compare, "best", tuple(config.compare_model_overrides))
+        check_unseen(other, input_dir, events)
+        reconstructions[other.name] = predict_events(other, events)[0]
+    metrics, plot_data = evaluate_particle_flow([e.targets for e in events], reconstructions, config)
     metrics["elements"] = summary
-    metrics["run"] = {"workdir": str(run.workdir), "checkpoint": run.which, "step": run.step,
-                      "model": run.config.model.get("name", "?"), "message": run.config.model.get("message", None)}
+    metrics["run"] = run_info(run)
+    if other is not None:
+        metrics["compare"] = run_info(other)
     metrics["input"] = {"dir": str(input_dir), "selection": selection,
                         "event_ids": [int(e.event_id) for e in events]}
     metrics["cpu_s"] = time.process_time() - t0
     out_dir = Path(out_dir) if out_dir is not None else Path(workdir) / "evaluation"
     write_pflow_report(out_dir, metrics, plot_data, plots=bool(config.plots))
     return metrics
+
+
+def run_info(run: PflowRun) -> dict:
+    """What metrics.json says about an evaluated run: directory, checkpoint, model, changes."""
+    return {"workdir": str(run.workdir), "name": run.name, "checkpoint": run.which, "step": run.step,
+            "model": run.config.model.get("name", "?"), "message": run.config.model.get("message", None),
+            "model_overrides": list(run.model_overrides)}
+
+
+def check_unseen(run: PflowRun, input_dir: str | os.PathLike, events: Sequence[PflowEvent]) -> None:
+    """InputError when `events` come from `run`'s own data directory but are not all among its
+    test events: a compared run must not be scored on events it trained or validated on."""
+    own = run.config.data.get("input_dir", "")
+    if not own or Path(os.path.expanduser(own)).resolve() != Path(input_dir).resolve():
+        return
+    test = {e.event_id for e in select_events(run, input_dir)[0]}
+    seen = sorted(e.event_id for e in events if e.event_id not in test)
+    if seen:
+        raise InputError(f"--compare {run.workdir}: events {seen[:5]}{' ...' if len(seen) > 5 else ''} of "
+                         f"{input_dir} trained or validated that run; compare runs on events neither saw")

@@ -76,6 +76,12 @@ def plot_class_rates(algorithms: Mapping[str, Mapping], out_png: str | os.PathLi
     return save_figure(fig, out_png)
 
 
+def _changes(run: Mapping) -> str:
+    """' with dense=true, ...' for a run evaluated with model changes, else ''."""
+    changes = run.get("model_overrides") or []
+    return f" with {', '.join(changes)}" if changes else ""
+
+
 def format_interval(d: Mapping, digits: int = 3) -> str:
     """'value [ci_low, ci_high]' of an interval dict; 'n/a' for nan (undefined)."""
     value, lo, hi = d["value"], d["ci_low"], d["ci_high"]
@@ -85,16 +91,21 @@ def format_interval(d: Mapping, digits: int = 3) -> str:
 
 
 def pflow_markdown(metrics: Mapping, plots: Mapping[str, str]) -> str:
-    """report.md: settings, jets and MET per reconstruction, the ML - baseline difference and
-    the per-class table (values with their bootstrap intervals)."""
+    """report.md: settings, jets and MET per reconstruction, the differences ML - baseline (and
+    ML - a compared run) and the per-class table (values with their bootstrap intervals)."""
     s, b, algorithms = metrics["settings"], metrics["bootstrap"], metrics["algorithms"]
     names = list(algorithms)
     run = metrics.get("run", {})
     lines = ["# gnntrack evaluate: particle flow", ""]
     if run:
         lines += [f"Run `{run['workdir']}`, checkpoint {run['checkpoint']} (step {run['step']}), model "
-                  f"{run['model']}; events: {metrics.get('input', {}).get('dir', '?')} "
+                  f"{run['model']}{_changes(run)}; events: {metrics.get('input', {}).get('dir', '?')} "
                   f"({metrics.get('input', {}).get('selection', 'all events')}).", ""]
+    other = metrics.get("compare")
+    if other:
+        lines += [f"Compared with run `{other['workdir']}` (column '{other['name']}'), checkpoint "
+                  f"{other['checkpoint']} (step {other['step']}), model {other['model']}{_changes(other)}, "
+                  f"on the same events.", ""]
     lines += [f"{metrics['n_events']} events, {metrics['n_particles_gen']} target particles. Jets: anti-kT "
               f"R = {s['jet_radius']} of each particle list; target jets with pT > {s['jet_pt_min']} GeV and "
               f"|eta| < {s['jet_eta_max']}, matched to the nearest reco jet within delta R < {s['match_dr']}. "
@@ -110,8 +121,7 @@ def pflow_markdown(metrics: Mapping, plots: Mapping[str, str]) -> str:
         lines.append(f"| {label} | " + " | ".join(format_interval(algorithms[n][group][key]) for n in names) + " |")
     lines.append("| matched / target jets | " + " | ".join(
         f"{algorithms[n]['jets']['n_matched']} / {algorithms[n]['jets']['n_gen_jets']}" for n in names) + " |")
-    diff = metrics.get("difference") or {}
-    if diff:
+    for diff in metrics.get("differences") or ([metrics["difference"]] if metrics.get("difference") else []):
         lines += ["", f"Difference {diff['of']} (same resamples; negative = the first is better for resolutions):", ""]
         lines += [f"- {key.replace('_', ' ')}: {format_interval(diff[key])}" for key in
                   ("jet_resolution", "jet_response", "met_resolution", "met_sigma_gev")]

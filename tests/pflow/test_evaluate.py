@@ -10,8 +10,8 @@ import pytest
 from gnntrack.cli import main
 from gnntrack.errors import InputError
 from gnntrack.pflow.evaluate import (default_pflow_evaluation_config, evaluate_particle_flow, load_pflow_run,
-                                     missing_et, particles_from_rows, prediction_rows, select_events,
-                                     weighted_quantiles)
+                                     missing_et, particles_from_rows, predict_events, prediction_rows,
+                                     select_events, weighted_quantiles)
 from gnntrack.pflow.store import read_events
 from gnntrack.pflow.types import PARTICLE_CLASSES, TARGET_COLUMNS
 
@@ -211,3 +211,60 @@ def test_a_run_saved_before_momentum_targets_existed_is_read_as_absolute(pflow_r
     (old / "config.json").write_text(json.dumps(config))
     assert load_pflow_run(old).task.momentum_targets == "absolute"
     assert load_pflow_run(pflow_run).task.momentum_targets == "relative"
+
+
+def test_a_model_change_evaluates_the_same_parameters_with_one_bin(pflow_run, pflow_dir):
+    """--model dense=true (every element sees every other) and bin_size above any event's size
+    (one LSH bin per event) are the same function: rows to float32 round-off (the sums run in
+    another order)."""
+    events = read_events(pflow_dir)
+    dense = load_pflow_run(pflow_run, model_overrides=("dense=true",))
+    one_bin = load_pflow_run(pflow_run, model_overrides=("bin_size=4096",))
+    assert dense.model.dense and dense.name == "run (dense=true)" and one_bin.model.bin_size == 4096
+    for a, b in zip(predict_events(dense, events)[0], predict_events(one_bin, events)[0]):
+        np.testing.assert_array_equal(a[:, :2], b[:, :2])  # class and charge: argmax, far from ties
+        np.testing.assert_allclose(a[:, 2:], b[:, 2:], rtol=1e-4, atol=1e-5)
+
+
+def test_compare_puts_a_second_run_beside_the_model_on_the_same_events(pflow_run, pflow_dir, tmp_path, capsys):
+    other = tmp_path / "events"
+    shutil.copytree(pflow_dir, other)
+    out = tmp_path / "report"
+    assert main(["evaluate", "--workdir", str(pflow_run), "--input", str(other), "--out", str(out), "--n-boot", "20",
+                 "--compare", str(pflow_run), "--compare-model", "dense=true", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert list(metrics["algorithms"]) == ["ml", "baseline", "run (dense=true)"]
+    assert [d["of"] for d in printed["differences"]] == ["ml - baseline", "ml - run (dense=true)"]
+    assert printed["difference"] == printed["differences"][0]
+    assert metrics["compare"]["model_overrides"] == ["dense=true"] and metrics["run"]["model_overrides"] == []
+    report = (out / "report.md").read_text()
+    assert "Compared with run" in report and "Difference ml - run (dense=true)" in report
+    # the same run unchanged beside itself: the same computation on the same events, so its
+    # numbers equal the model's exactly and every paired difference is zero
+    assert main(["evaluate", "--workdir", str(pflow_run), "--input", str(other), "--out", str(tmp_path / "same"),
+                 "--n-boot", "20", "--compare", str(pflow_run), "--no-plots", "--json"]) == 0
+    same = json.loads(capsys.readouterr().out)
+    assert json.dumps(same["algorithms"]["run"]) == json.dumps(same["algorithms"]["ml"])
+    diff = same["differences"][1]
+    assert diff["met_sigma_gev"]["value"] == 0.0  # (the tiny events' jets may be too soft: nan there)
+    assert all(diff[k]["value"] == 0.0 or math.isnan(same["algorithms"]["ml"]["jets"]["resolution"]["value"])
+               for k in ("jet_resolution", "jet_response"))
+
+
+def test_model_changes_and_compared_runs_are_checked(pflow_run, pflow_dir, tmp_path, capsys):
+    args = ["evaluate", "--workdir", str(pflow_run), "--input", str(pflow_dir), "--n-boot", "5", "--no-plots"]
+    assert main(args + ["--model", "no_such_key=1"]) == 2
+    assert "'model.no_such_key'" in capsys.readouterr().err
+    assert main(args + ["--model", "hidden=32"]) == 2  # new parameter shapes: not the trained model
+    assert "model changes hidden=32 do not fit the parameters of" in capsys.readouterr().err
+    assert main(args + ["--compare-model", "dense=true"]) == 2
+    assert "give --compare RUN too" in capsys.readouterr().err
+    # a compared run that trained on the events evaluated here is refused
+    seen = tmp_path / "seen"
+    shutil.copytree(pflow_run, seen)
+    config = json.loads((seen / "config.json").read_text())
+    config["data"].update(n_train=1, n_val=2, n_test=0)  # event 2, the first run's test event, validated it
+    (seen / "config.json").write_text(json.dumps(config))
+    assert main(args + ["--compare", str(seen)]) == 2
+    assert "trained or validated that run" in capsys.readouterr().err
