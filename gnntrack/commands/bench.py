@@ -1,4 +1,6 @@
-"""`gnntrack bench`: time a model's train step and inference on a random graph."""
+"""`gnntrack bench`: time a model's train step and inference on a random graph; for `--model mlpf`
+the engine's train step on a toy particle-flow event of --nodes elements (`gnntrack.pflow.bench`;
+its scaling study is `gnntrack pflow bench`)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,10 @@ HELP = ("time one model's train step (Adam, weighted BCE) and inference on a ran
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="segment_classifier",
-                        help="segment_classifier | interaction_network")
+                        help="segment_classifier | interaction_network | mlpf (one toy particle-flow event "
+                             "of --nodes elements; --edges unused)")
+    parser.add_argument("--message", default="lsh",
+                        help="mlpf: lsh (default) | dense (one bin: the quadratic reference) | kernel_attention")
     parser.add_argument("--hidden", type=int, default=None, help="hidden width (model default)")
     parser.add_argument("--n-iters", type=int, default=None, help="message-passing iterations")
     parser.add_argument("--nodes", type=int, default=20_000, help="nodes of the random graph")
@@ -35,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.nodes < 1 or args.edges < 1 or args.steps < 1 or args.warmup < 0:
         raise InputError("--nodes, --edges and --steps must be >= 1 and --warmup >= 0")
+    if args.model == "mlpf":
+        return run_mlpf(args)
     overrides = {}
     if args.impl is not None:
         overrides["impl"] = args.impl
@@ -47,7 +54,24 @@ def run(args: argparse.Namespace) -> int:
     result = run_benchmark(args.model, hidden=args.hidden, n_iters=args.n_iters, nodes=args.nodes,
                            edges=args.edges, steps=args.steps, warmup=args.warmup,
                            model_overrides=overrides, floor=args.floor, seed=args.seed)
-    if args.json:
+    return print_result(result, args.json)
+
+
+def run_mlpf(args: argparse.Namespace) -> int:
+    """MLPF's train step on one toy event of args.nodes elements: compiled memory and the median
+    wall-clock and CPU time of args.steps steps (`gnntrack.pflow.bench.scaling_point`)."""
+    from gnntrack.pflow.bench import DTYPES, MESSAGES, check_choices, scaling_point
+
+    check_choices(args.message, "--message", MESSAGES)
+    dtype = args.dtype or "float32"
+    check_choices(dtype, "--dtype", DTYPES)
+    keys = {"hidden": args.hidden} if args.hidden else {}
+    return print_result(scaling_point(args.nodes, args.message, dtype, args.steps, float("inf"), **keys), args.json)
+
+
+def print_result(result: dict, as_json: bool) -> int:
+    """One JSON line, or one aligned 'key: value' line per entry; returns the exit code 0."""
+    if as_json:
         print(json.dumps(result))
         return 0
     for key, value in result.items():

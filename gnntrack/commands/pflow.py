@@ -1,8 +1,11 @@
 """`gnntrack pflow simulate`: particle-flow events (Pythia 8 ttbar + pileup through a parametrised
-detector) as elements, targets and the rule-based baseline's predictions.
+detector) as elements, targets and the rule-based baseline's predictions. `gnntrack pflow bench`:
+MLPF's train step vs event size (LSH bins vs the quadratic reference, fp32 vs bf16), the bin
+recall vs bin size, bf16 vs fp32 training (`gnntrack.pflow.bench`).
 
     gnntrack pflow simulate --out data/pflow-mu50 --events 200 --pileup 50 --seed 1 --workers 2
     gnntrack pflow simulate --out data/pflow --events 10 --set ecal.noise_gev=0.05
+    gnntrack pflow bench --part scaling --messages lsh,dense --json bench.json
 
 Chunk k of --chunk-size events uses the seeds (--seed, k), so the chunk files are byte-identical
 for the same arguments whatever --workers is. The settings, timings and chunk list go to
@@ -13,7 +16,8 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "particle flow: simulate events (tracks and calorimeter clusters -> particles)"
+HELP = ("particle flow: simulate events (tracks and calorimeter clusters -> particles); benchmark MLPF's "
+        "scaling with event size")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +36,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sim.add_argument("--no-progress", action="store_true", help="no progress bar")
     sim.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                      help="any detector setting, e.g. --set ecal.noise_gev=0.05 (see gnntrack.pflow.config)")
+    add_bench_arguments(sub.add_parser(
+        "bench", help="MLPF train step vs event size (time, memory, fitted exponents), bin recall, bf16 vs fp32",
+        description="particle-flow scaling: MLPF's train step vs event size, LSH bins vs the quadratic "
+                    "reference, float32 vs bfloat16; the bin recall vs bin size; bf16 vs fp32 training loss"))
+
+
+def add_bench_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `gnntrack pflow bench` (`gnntrack.pflow.bench`: the parts and their sizes)."""
+    p.add_argument("--part", default="all", choices=("all", "scaling", "recall", "training"))
+    p.add_argument("--sizes", default="1000,2000,4000,8000,16000,32000,64000", help="elements per event (scaling)")
+    p.add_argument("--messages", default="lsh,dense", help="lsh, dense and/or kernel_attention")
+    p.add_argument("--dtypes", default="float32,bfloat16")
+    p.add_argument("--repeats", type=int, default=5, help="timed steps per point (median)")
+    p.add_argument("--dense-max-gb", type=float, default=6.0, help="skip larger dense steps")
+    p.add_argument("--fit-from", type=int, default=4000, help="the second fit's smallest size")
+    p.add_argument("--bin-size", type=int, default=128)
+    p.add_argument("--n-buckets", type=int, default=16)
+    p.add_argument("--recall-size", type=int, default=8000, help="elements of the recall event")
+    p.add_argument("--recall-bins", default="16,32,64,128,256,512")
+    p.add_argument("--steps", type=int, default=300, help="training steps per dtype (training)")
+    p.add_argument("--train-events", type=int, default=16)
+    p.add_argument("--train-sizes", default="600,1000", help="elements per training event: min,max")
+    p.add_argument("--json", default=None, help="also write the results to this JSON file")
 
 
 def build_config(args):
@@ -53,6 +80,11 @@ def build_config(args):
 
 
 def run(args) -> int:
+    if args.pflow_command == "bench":
+        from gnntrack.pflow.bench import run as run_bench
+
+        run_bench(args)
+        return 0
     from gnntrack.io.atomic import check_directory_path
     from gnntrack.pflow.simulate import simulate_to_directory
 

@@ -1,10 +1,10 @@
-#!/usr/bin/env python
 """Particle-flow scaling: MLPF's train step vs event size, LSH bins vs the quadratic reference,
 float32 vs bfloat16; the bin recall vs bin size; bf16 vs fp32 training loss.
 
-    python scripts/bench_pflow.py --json out.json                     # all three parts
-    python scripts/bench_pflow.py --part scaling --sizes 1000,2000,4000 --messages lsh,dense
-    python scripts/bench_pflow.py --part training --steps 300
+    gnntrack pflow bench --json out.json                     # all three parts
+    gnntrack pflow bench --part scaling --sizes 1000,2000,4000 --messages lsh,dense
+    gnntrack pflow bench --part training --steps 300
+    gnntrack bench --model mlpf --nodes 8000                 # one train step's time and memory
 
 Events are toy particle-flow events (`gnntrack.testing.pflow_event`: elements and targets in the
 layouts of the real data; not physics), one event of N elements per step.
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 
 import jax
@@ -44,6 +43,7 @@ import numpy as np
 import optax
 
 from gnntrack.bench import compiled_memory
+from gnntrack.errors import InputError
 from gnntrack.graphs.batching import DeviceBatch
 from gnntrack.nn import build_model, default_model_config
 from gnntrack.nn.layers.lsh import lsh_bins
@@ -54,6 +54,8 @@ from gnntrack.train.parallel import DEFAULT_AXIS, DataParallel
 from gnntrack.train.state import TrainState
 from gnntrack.train.step import make_train_step
 
+MESSAGES = ("lsh", "dense", "kernel_attention")  # 'dense': the LSH model with one bin (quadratic)
+DTYPES = ("float32", "bfloat16")
 ELEMENTS_PER_PARTICLE = 1.7  # toy events: a track and/or a cluster per particle, plus noise
 
 
@@ -257,35 +259,25 @@ def run_training(dtype: str, steps: int, n_events: int, size_range, seed: int = 
                 losses=losses[::10], params=jax.device_get(state.params))
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", default="all", choices=("all", "scaling", "recall", "training"))
-    p.add_argument("--sizes", default="1000,2000,4000,8000,16000,32000,64000")
-    p.add_argument("--messages", default="lsh,dense")
-    p.add_argument("--dtypes", default="float32,bfloat16")
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--dense-max-gb", type=float, default=6.0)
-    p.add_argument("--fit-from", type=int, default=4000)
-    p.add_argument("--bin-size", type=int, default=128)
-    p.add_argument("--n-buckets", type=int, default=16)
-    p.add_argument("--recall-size", type=int, default=8000)
-    p.add_argument("--recall-bins", default="16,32,64,128,256,512")
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--train-events", type=int, default=16)
-    p.add_argument("--train-sizes", default="600,1000")
-    p.add_argument("--json", default=None, help="also write the results to this JSON file")
-    args = p.parse_args(argv)
+def run(args: argparse.Namespace) -> dict:
+    """The parts `args.part` names, each printed as JSON lines as it finishes; returns (and with
+    --json writes, atomically) {device, args, scaling, training, recall}."""
+    from gnntrack.io.atomic import write_json_atomic
+
     keys = dict(bin_size=args.bin_size, n_buckets=args.n_buckets)
-    out = dict(device=str(jax.devices()[0].device_kind), args=vars(args))
+    check_choices(args.messages, "--messages", MESSAGES)
+    check_choices(args.dtypes, "--dtypes", DTYPES)
+    options = {k: v for k, v in vars(args).items() if isinstance(v, (str, int, float, bool, type(None)))}
+    out = dict(device=str(jax.devices()[0].device_kind), args=options)
     if args.part in ("all", "scaling"):
-        out["scaling"] = run_scaling([int(v) for v in args.sizes.split(",")], args.messages.split(","),
+        out["scaling"] = run_scaling(int_list(args.sizes, "--sizes"), args.messages.split(","),
                                      args.dtypes.split(","), args.repeats, args.dense_max_gb * 2**30,
                                      args.fit_from, **keys)
         for fit in out["scaling"]["fits"]:
             print(json.dumps(fit), flush=True)
     params = None
     if args.part in ("all", "training"):
-        size_range = [int(v) for v in args.train_sizes.split(",")]
+        size_range = int_list(args.train_sizes, "--train-sizes")
         runs = [run_training(d, args.steps, args.train_events, size_range, **keys) for d in ("float32", "bfloat16")]
         params = runs[0].pop("params")
         runs[1].pop("params")
@@ -296,13 +288,25 @@ def main(argv=None) -> int:
                                bf16_speedup_cpu_time=fp32["step_cpu_s"] / bf16["step_cpu_s"])
         print(json.dumps({k: v for k, v in out["training"].items() if k != "runs"}), flush=True)
     if args.part in ("all", "recall"):
-        out["recall"] = run_recall(args.recall_size, [int(v) for v in args.recall_bins.split(",")],
-                                   args.n_buckets, params)
+        out["recall"] = run_recall(args.recall_size, int_list(args.recall_bins, "--recall-bins"), args.n_buckets, params)
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(out, fh, indent=1)
-    return 0
+        write_json_atomic(args.json, out)
+    return out
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def check_choices(text: str, flag: str, allowed: tuple[str, ...]) -> None:
+    """InputError naming `flag` when the comma-separated `text` holds a name outside `allowed`."""
+    bad = [v for v in str(text).split(",") if v not in allowed]
+    if bad:
+        raise InputError(f"{flag}: unknown {', '.join(map(repr, bad))}; choose from {', '.join(allowed)}")
+
+
+def int_list(text: str, flag: str) -> list[int]:
+    """'1000,2000' -> [1000, 2000]; InputError naming `flag` for anything but positive integers."""
+    try:
+        values = [int(v) for v in str(text).split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise InputError(f"{flag} must be a comma-separated list of positive integers, got {text!r}")
+    return values
