@@ -14,7 +14,7 @@ HELP = ("time one model's train step (Adam, weighted BCE) and inference on a ran
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="segment_classifier",
                         help="segment_classifier | interaction_network | mlpf (one toy particle-flow event "
-                             "of --nodes elements; --edges unused)")
+                             "of --nodes elements, after two untimed calls; --edges, --warmup, --seed unused)")
     parser.add_argument("--message", default="lsh",
                         help="mlpf: lsh (default) | dense (one bin: the quadratic reference) | kernel_attention")
     parser.add_argument("--hidden", type=int, default=None, help="hidden width (model default)")

@@ -210,7 +210,7 @@ def print_pflow_metrics(metrics: dict, out_dir: str, console=None) -> None:
 
     console = console or Console()
     algorithms = metrics["algorithms"]
-    diffs = metrics.get("differences") or ([metrics["difference"]] if metrics.get("difference") else [])
+    diffs = metrics.get("differences", ())
     table = Table(title=f"gnntrack evaluate (particle flow): {metrics['n_events']} events, checkpoint "
                         f"{metrics['run']['checkpoint']} (step {metrics['run']['step']})")
     for column in ("metric", *algorithms, *(d["of"] for d in diffs)):

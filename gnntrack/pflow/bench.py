@@ -126,6 +126,10 @@ def fit_exponent(sizes, values) -> float:
 
 
 def scaling_point(n: int, message: str, dtype: str, repeats: int, dense_max_bytes: float, **keys) -> dict:
+    """One MLPF train step on a toy event of `n` elements (message in MESSAGES, dtype in DTYPES,
+    `keys` other model keys): {n, message, dtype, peak_bytes, temp_bytes (compiled memory),
+    compile_s (two untimed calls), step_s, step_cpu_s (medians of `repeats` timed steps)}; a dense
+    step above `dense_max_bytes` is not run (step_s None, skipped 'memory')."""
     task = make_task(default_task_config("pflow"))
     model, tx = model_of(message, dtype, **keys), optax.adam(1e-3)
     nodes, node_y, _ = toy_event(n, seed=n)

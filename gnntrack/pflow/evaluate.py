@@ -320,21 +320,30 @@ def load_pflow_run(workdir: str | os.PathLike, checkpoint: str = "best",
                     params=params, step=int(step), which=which, model_overrides=overrides)
 
 
-def select_events(run: PflowRun, input_dir: str | os.PathLike, limit: int = 0) -> tuple[list[PflowEvent], str]:
+def select_events(run: PflowRun, input_dir: str | os.PathLike, limit: int = 0,
+                  events: Sequence[PflowEvent] | None = None) -> tuple[list[PflowEvent], str]:
     """The events of `input_dir` to evaluate and how they were chosen: when it is the run's own
     data.input_dir, only the run's test events (it trained on the others), else all of them;
-    the first `limit` (0 = all)."""
-    events = read_events(input_dir)
+    the first `limit` (0 = all). `events`: the directory's events when already read."""
+    events = list(read_events(input_dir) if events is None else events)
     selection = "all events"
-    data = run.config.data
-    own = data.get("input_dir", "")
-    if own and Path(os.path.expanduser(own)).resolve() == Path(input_dir).resolve():
-        _, _, test = split_event_ids(np.array([e.event_id for e in events], np.int64), int(data.n_train),
-                                     int(data.n_val), int(data.n_test), str(input_dir))
-        wanted = set(test.tolist())
-        events = [e for e in events if e.event_id in wanted]
+    test = own_test_ids(run, input_dir, [e.event_id for e in events])
+    if test is not None:
+        events = [e for e in events if e.event_id in test]
         selection = "the run's test events (the others trained or validated it)"
     return (events[:limit] if limit else events), selection
+
+
+def own_test_ids(run: PflowRun, input_dir: str | os.PathLike, event_ids: Sequence[int]) -> set[int] | None:
+    """The run's test split of `event_ids` (all the events of `input_dir`) when `input_dir` is the
+    run's own data.input_dir; None for any other directory."""
+    data = run.config.data
+    own = data.get("input_dir", "")
+    if not own or Path(os.path.expanduser(own)).resolve() != Path(input_dir).resolve():
+        return None
+    _, _, test = split_event_ids(np.array(event_ids, np.int64), int(data.n_train), int(data.n_val),
+                                 int(data.n_test), str(input_dir))
+    return set(test.tolist())
 
 
 def predict_events(run: PflowRun, events: Sequence[PflowEvent]) -> tuple[list[np.ndarray], dict]:
@@ -393,7 +402,10 @@ def evaluate_pflow_run(workdir: str | os.PathLike, input_dir: str | os.PathLike,
     config = config or default_pflow_evaluation_config()
     t0 = time.process_time()
     run = load_pflow_run(workdir, str(config.checkpoint), tuple(config.model_overrides))
-    events, selection = select_events(run, input_dir, int(config.limit))
+    every = read_events(input_dir)
+    events, selection = select_events(run, input_dir, int(config.limit), every)
+    every_id = [e.event_id for e in every]
+    del every  # the unselected events are not needed any more
     if not events:
         raise InputError(f"{input_dir}: no events to evaluate")
     ml, summary = predict_events(run, events)
@@ -401,7 +413,7 @@ def evaluate_pflow_run(workdir: str | os.PathLike, input_dir: str | os.PathLike,
     other = None
     if config.compare:
         other = load_pflow_run(config.compare, "best", tuple(config.compare_model_overrides))
-        check_unseen(other, input_dir, events)
+        check_unseen(other, input_dir, events, every_id)
         reconstructions[other.name] = predict_events(other, events)[0]
     metrics, plot_data = evaluate_particle_flow([e.targets for e in events], reconstructions, config)
     metrics["elements"] = summary
@@ -423,13 +435,14 @@ def run_info(run: PflowRun) -> dict:
             "model_overrides": list(run.model_overrides)}
 
 
-def check_unseen(run: PflowRun, input_dir: str | os.PathLike, events: Sequence[PflowEvent]) -> None:
-    """InputError when `events` come from `run`'s own data directory but are not all among its
-    test events: a compared run must not be scored on events it trained or validated on."""
-    own = run.config.data.get("input_dir", "")
-    if not own or Path(os.path.expanduser(own)).resolve() != Path(input_dir).resolve():
+def check_unseen(run: PflowRun, input_dir: str | os.PathLike, events: Sequence[PflowEvent],
+                 every_id: Sequence[int]) -> None:
+    """InputError when `events` come from `run`'s own data directory (whose event ids are
+    `every_id`) but are not all among its test events: a compared run must not be scored on
+    events it trained or validated on."""
+    test = own_test_ids(run, input_dir, every_id)
+    if test is None:
         return
-    test = {e.event_id for e in select_events(run, input_dir)[0]}
     seen = sorted(e.event_id for e in events if e.event_id not in test)
     if seen:
         raise InputError(f"--compare {run.workdir}: events {seen[:5]}{' ...' if len(seen) > 5 else ''} of "

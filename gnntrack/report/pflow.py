@@ -18,6 +18,7 @@ from typing import Mapping
 import numpy as np
 
 from gnntrack.io.atomic import write_json_atomic, write_text_atomic
+from gnntrack.pflow.evaluate import DIFFERENCE_KEYS
 from gnntrack.pflow.types import PARTICLE_CLASSES
 from gnntrack.report.plots import _pyplot, save_figure
 
@@ -121,10 +122,9 @@ def pflow_markdown(metrics: Mapping, plots: Mapping[str, str]) -> str:
         lines.append(f"| {label} | " + " | ".join(format_interval(algorithms[n][group][key]) for n in names) + " |")
     lines.append("| matched / target jets | " + " | ".join(
         f"{algorithms[n]['jets']['n_matched']} / {algorithms[n]['jets']['n_gen_jets']}" for n in names) + " |")
-    for diff in metrics.get("differences") or ([metrics["difference"]] if metrics.get("difference") else []):
+    for diff in metrics.get("differences", ()):
         lines += ["", f"Difference {diff['of']} (same resamples; negative = the first is better for resolutions):", ""]
-        lines += [f"- {key.replace('_', ' ')}: {format_interval(diff[key])}" for key in
-                  ("jet_resolution", "jet_response", "met_resolution", "met_sigma_gev")]
+        lines += [f"- {key.replace('_', ' ')}: {format_interval(diff[key])}" for key in DIFFERENCE_KEYS]
     lines += ["", "Per element, class must match: efficiency = predicted c among true c, fake rate = not c "
               "among predicted c.", "",
               "| class | " + " | ".join(f"{_label(n)} efficiency | {_label(n)} fake rate" for n in names)
