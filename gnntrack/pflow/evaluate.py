@@ -42,13 +42,12 @@ from gnntrack.errors import ConfigError, InputError
 from gnntrack.pflow.jets import cluster_jets, match_jets
 from gnntrack.pflow.source import event_graph
 from gnntrack.pflow.store import PflowEvent, read_events
-from gnntrack.pflow.types import PARTICLE_CLASSES, TARGET_COLUMNS
+from gnntrack.pflow.types import DIFFERENCE_KEYS, PARTICLE_CLASSES, TARGET_COLUMNS
 from gnntrack.tracks.bootstrap import bootstrap_metrics, resample_weights
 from gnntrack.train.data import split_event_ids
 
 IQR_TO_SIGMA = 1.349  # IQR of a Gaussian in units of sigma
 MAX_BLOCK = 10_000_000  # resamples x values held at once by the weighted quantiles
-DIFFERENCE_KEYS = ("jet_resolution", "jet_response", "met_resolution", "met_sigma_gev")
 
 
 def default_pflow_evaluation_config() -> ml_collections.ConfigDict:

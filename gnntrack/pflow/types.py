@@ -24,3 +24,5 @@ PARTICLE_CLASSES = ("none", "charged_hadron", "neutral_hadron", "photon", "elect
 # float32 [N, len(TARGET_COLUMNS)]: class index, charge (-1, 0, +1), pt (GeV), eta, sin phi,
 # cos phi, energy (GeV); kinematic targets are zero for class NONE.
 TARGET_COLUMNS = ("class", "charge", "pt", "eta", "sin_phi", "cos_phi", "energy")
+# the jet and MET numbers `gnntrack evaluate` pairs between two reconstructions (gnntrack.pflow.evaluate)
+DIFFERENCE_KEYS = ("jet_resolution", "jet_response", "met_resolution", "met_sigma_gev")

@@ -18,8 +18,7 @@ from typing import Mapping
 import numpy as np
 
 from gnntrack.io.atomic import write_json_atomic, write_text_atomic
-from gnntrack.pflow.evaluate import DIFFERENCE_KEYS
-from gnntrack.pflow.types import PARTICLE_CLASSES
+from gnntrack.pflow.types import DIFFERENCE_KEYS, PARTICLE_CLASSES
 from gnntrack.report.plots import _pyplot, save_figure
 
 RATIO_RANGE = (0.0, 2.5)  # pT_reco / pT_gen and MET_reco / MET_gen axes; beyond: overflow bin
