@@ -40,9 +40,10 @@ EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "graphs" / "m
 SLOPE_SCAN = (0.0007, 0.0005, 0.0004, 0.00035, 0.000325, 0.0003, 0.00025, 0.0002, 0.00015)
 
 
-def simulate(n: int, pileup: float, seed: int) -> list:
+def simulate(n: int, pileup: float, seed: int, cells: bool = False) -> list:
+    """`n` events at `pileup` (event k from event_rng(seed, k)), with cell clusters if `cells`."""
     config = default_simulation_config()
-    config.pileup = float(pileup)
+    config.pileup, config.cells = float(pileup), bool(cells)
     events = []
     for i in range(n):
         rng = event_rng(seed, i)

@@ -25,7 +25,10 @@ crossings, at most `max_crossings` iterations):
     on the same layer (same true point, independent smearing), like TrackML's double hits;
   * noise: noise_fraction of all hits, uniform over the sensitive area of all layers
     (layers picked in proportion to their area), particle_id 0;
-  * truth weights: the TrackML phase-1 definition (gnntrack.detector.weights).
+  * truth weights: the TrackML phase-1 definition (gnntrack.detector.weights);
+  * with `cells`: each hit's cluster of pixels / strips from the particle's direction at the
+    crossing (gnntrack.detector.cells), drawn after everything else, so that hits and truth are
+    the same with and without cells.
 Units: mm, GeV, tesla, radians.
 """
 
@@ -41,12 +44,13 @@ import ml_collections
 import numpy as np
 import pandas as pd
 
+from gnntrack.detector.cells import simulate_cells
 from gnntrack.detector.geometry import Detector, default_detector
 from gnntrack.detector.particles import generate_particles, particle_masses, particles_frame
 from gnntrack.detector.toy import simulate_toy_event
 from gnntrack.detector.weights import trackml_weights
 from gnntrack.errors import ConfigError, InputError
-from gnntrack.io.event import HITS_COLUMNS, PARTICLES_COLUMNS, TRUTH_COLUMNS, Event
+from gnntrack.io.event import CELLS_COLUMNS, HITS_COLUMNS, PARTICLES_COLUMNS, TRUTH_COLUMNS, Event
 from gnntrack.io.trackml import write_event
 from gnntrack.keys import check_known_keys
 
@@ -67,7 +71,9 @@ def default_simulation_config() -> ml_collections.ConfigDict:
     noise_fraction (noise hits / all hits); duplicate_fraction (probability that a recorded
     crossing leaves a second hit on the same layer, as overlapping modules do in TrackML, where
     ~10% of crossings give two hits); max_turn (radians followed per particle; pi = stop
-    after the first half turn); max_crossings (safety bound on steps).
+    after the first half turn); max_crossings (safety bound on steps); cells (also simulate each
+    hit's pixel / strip cluster, TrackML's cells table, see gnntrack.detector.cells; off by
+    default: it adds a file of several cells per hit).
     """
     c = ml_collections.ConfigDict()
     c.pileup = 200.0
@@ -92,6 +98,7 @@ def default_simulation_config() -> ml_collections.ConfigDict:
     c.duplicate_fraction = 0.08
     c.max_turn = float(np.pi)
     c.max_crossings = 64
+    c.cells = False
     return c
 
 
@@ -446,7 +453,31 @@ def simulate_event(particles: pd.DataFrame, rng: np.random.Generator, config=Non
     truth = pd.DataFrame({"hit_id": hits["hit_id"].to_numpy(), **{k: v[order] for k, v in truth_cols.items()}})
     truth["weight"] = trackml_weights(truth["particle_id"].to_numpy(), truth["tz"].to_numpy(), particles)
     truth = truth.astype(TRUTH_COLUMNS)[list(TRUTH_COLUMNS)]
-    return Event(event_id=int(event_id), hits=hits, truth=truth, particles=particles.reset_index(drop=True))
+    cells = None
+    if config.get("cells", False):
+        cells = _cells(rng, detector, layer[order], x[order], y[order], z[order],
+                       *(truth_cols[k][order] for k in ("tpx", "tpy", "tpz")))
+        cells.insert(0, "hit_id", hits["hit_id"].to_numpy()[cells.pop("hit").to_numpy()])
+        cells = cells.astype(CELLS_COLUMNS)
+    return Event(event_id=int(event_id), hits=hits, truth=truth, particles=particles.reset_index(drop=True),
+                 cells=cells)
+
+
+def _cells(rng, detector: Detector, layer, x, y, z, px, py, pz) -> pd.DataFrame:
+    """simulate_cells for hits on `layer` rows, their channels counted from the low edge of
+    their module (the tiling of Detector.module_id)."""
+    barrel = detector.is_barrel[layer]
+    r = np.hypot(x, y)
+    phi = np.mod(np.arctan2(y, x), 2 * np.pi)
+    n_phi, n_long = detector.n_phi[layer], detector.n_long[layer]
+    lo, hi = detector.min_extent[layer], detector.max_extent[layer]
+    along = np.where(barrel, z, r)
+    iphi = np.clip(np.floor(phi / (2 * np.pi) * n_phi), 0, n_phi - 1)
+    long_size = (hi - lo) / n_long
+    ilong = np.clip(np.floor((along - lo) / long_size), 0, n_long - 1)
+    u0 = np.maximum(r * (phi - iphi * 2 * np.pi / n_phi), 0.0)
+    v0 = np.maximum(along - (lo + ilong * long_size), 0.0)
+    return simulate_cells(rng, detector.volume_id[layer], barrel, x, y, z, px, py, pz, u0, v0)
 
 
 def _checked_particles(particles: pd.DataFrame) -> pd.DataFrame:

@@ -122,7 +122,8 @@ def select_nodes(event, config, layers: LayerTable) -> Nodes:
     if any(n.startswith("cell_") for n in config.features.node):
         if event.cells is None:
             raise InputError(f"{source}: node features {tuple(config.features.node)} need the cells table")
-        cells = feats.cell_features(event.cells, hit_id[idx])
+        cells = feats.cell_features(event.cells, hit_id[idx], hits["volume_id"].to_numpy()[idx],
+                                    tuple(config.features.node), source)
     return Nodes(hit_id=hit_id[idx], x=x[idx], y=y[idx], z=z[idx], r=r,
                  phi=np.arctan2(y[idx], x[idx]), eta=np.arcsinh(z[idx] / np.maximum(r, 1e-9)),
                  layer=layer[idx], particle_id=particle_id[idx], pt=pt[idx], half=half[idx],

@@ -67,8 +67,9 @@ METHODS = ("geometric", "cone", "metric")
 POSITIVES = ("segments", "particle")
 DETECTORS = ("trackml", "luxe")
 SECTION_BY = ("slope", "random")
-# Node features: r/1000 mm, phi/pi, z/1000 mm (HEP.TrkX), pseudorapidity, cell count, cell charge.
-NODE_FEATURES = ("r", "phi", "z", "eta", "cell_count", "cell_value")
+# Node features: r/1000 mm, phi/pi, z/1000 mm (HEP.TrkX), pseudorapidity, cell count, cell charge,
+# incidence angles across / along the sensor from the cluster's shape (gnntrack.detector.cells).
+NODE_FEATURES = ("r", "phi", "z", "eta", "cell_count", "cell_value", "cell_angle_u", "cell_angle_v")
 # Edge features: dr/1000 mm, dphi/pi, dz/1000 mm, dR = sqrt(deta^2 + dphi^2), dphi/dr in rad/m.
 EDGE_FEATURES = ("dr", "dphi", "dz", "dR", "phi_slope")
 

@@ -1,7 +1,8 @@
 """Node and edge features (float32), scaled to O(1) as in HEP.TrkX.
 
-Node: r / 1000 mm, phi / pi, z / 1000 mm; optional eta, cell_count (cells per hit / 10) and
-cell_value (summed cell charge). Edge (sender -> receiver): dr / 1000 mm, dphi / pi (wrapped to
+Node: r / 1000 mm, phi / pi, z / 1000 mm; optional eta, cell_count (cells per hit / 10),
+cell_value (summed cell charge) and cell_angle_u / cell_angle_v (incidence angles across and along
+the sensor from the cluster's extent, in units of pi / 2; gnntrack.detector.cells). Edge (sender -> receiver): dr / 1000 mm, dphi / pi (wrapped to
 [-pi, pi)), dz / 1000 mm, dR = sqrt(deta^2 + dphi^2), phi_slope = dphi / dr in rad/m.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gnntrack.detector.cells import SHAPE_FEATURES, cluster_shape
 from gnntrack.errors import InputError
 from gnntrack.graphs.types import R_SCALE_MM, Z_SCALE_MM
 
@@ -26,7 +28,7 @@ def wrap_phi(phi: np.ndarray) -> np.ndarray:
 
 
 def node_features(names, r, phi, z, eta, cells: dict | None = None) -> np.ndarray:
-    """float32 [N, len(names)]. `cells` maps 'cell_count'/'cell_value' to [N] arrays when asked."""
+    """float32 [N, len(names)]. `cells` maps the cell features asked for to [N] arrays."""
     columns = []
     for name in names:
         if name == "r":
@@ -37,7 +39,7 @@ def node_features(names, r, phi, z, eta, cells: dict | None = None) -> np.ndarra
             columns.append(z / Z_SCALE_MM)
         elif name == "eta":
             columns.append(eta)
-        elif name in ("cell_count", "cell_value"):
+        elif name in SHAPE_FEATURES:
             if cells is None:
                 raise InputError(f"node feature {name!r} needs the event's cells table, which is missing")
             columns.append(cells[name] / (CELL_COUNT_SCALE if name == "cell_count" else 1.0))
@@ -73,13 +75,10 @@ def edge_features(names, senders, receivers, r, phi, z, eta) -> np.ndarray:
     return out
 
 
-def cell_features(cells, hit_id: np.ndarray) -> dict:
-    """Per-node cell count and summed charge from a TrackML cells table (0 for hits without cells)."""
-    cell_hit = cells["hit_id"].to_numpy(np.int64)
-    uniq, inverse = np.unique(cell_hit, return_inverse=True)
-    count = np.bincount(inverse, minlength=uniq.size).astype(np.float64)
-    value = np.bincount(inverse, weights=cells["value"].to_numpy(np.float64), minlength=uniq.size)
-    pos = np.clip(np.searchsorted(uniq, hit_id), 0, max(uniq.size - 1, 0))
-    has = (uniq[pos] == hit_id) if uniq.size else np.zeros(hit_id.shape, bool)
-    return {"cell_count": np.where(has, count[pos] if uniq.size else 0.0, 0.0),
-            "cell_value": np.where(has, value[pos] if uniq.size else 0.0, 0.0)}
+def cell_features(cells, hit_id: np.ndarray, volume_id: np.ndarray, names, source: str = "cells") -> dict:
+    """The cell features among `names` (in that order) of the hits `hit_id` [N], float64 [N] each
+    (gnntrack.detector.cells.cluster_shape; 0 for hits without cells)."""
+    wanted = [n for n in names if n.startswith("cell_")]
+    shape = cluster_shape(cells, hit_id, volume_id if any(n.startswith("cell_angle") for n in wanted) else None,
+                          source)
+    return {n: shape[n] for n in wanted}

@@ -31,29 +31,27 @@ KIND = "embedding"
 # Hit inputs of the embedding: position, with phi as cos / sin of k phi for a few harmonics k
 # (no jump at +-pi, and the higher harmonics resolve the small dphi between neighbouring hits of
 # a track that a tanh MLP hardly resolves from cos phi, sin phi alone), pseudorapidity, and the
-# cell shape where the event has a cells table.
+# cell features that graph.features.node names (the cluster's size, charge and shape).
 PHI_HARMONICS = (1, 2, 4)
 POSITION_INPUTS = ("r", "z", "eta") + tuple(f"{f}_{k}phi" for k in PHI_HARMONICS for f in ("cos", "sin"))
-CELL_INPUTS = ("cell_count", "cell_value")
 ETA_SCALE = 3.0
 
 
 def hit_input_names(config) -> tuple[str, ...]:
-    """Names of the columns `hit_inputs` gives for the nodes a graph config selects (cell inputs
-    when its node features use the cells table)."""
-    uses_cells = any(n.startswith("cell_") for n in config.features.node)
-    return POSITION_INPUTS + (CELL_INPUTS if uses_cells else ())
+    """Names of the columns `hit_inputs` gives for the nodes a graph config selects: the position
+    inputs, then the cell features among its node features, in their order."""
+    return POSITION_INPUTS + tuple(n for n in config.features.node if n.startswith("cell_"))
 
 
 def hit_inputs(nodes) -> np.ndarray:
     """float32 [N, F] per-hit inputs, O(1) scaled: r / 1000 mm, z / 1000 mm, eta / 3, cos and
-    sin of k phi for k in PHI_HARMONICS (+ cells per hit / 10 and summed cell charge with a
-    cells table)."""
+    sin of k phi for k in PHI_HARMONICS, then the cell features the nodes carry (cells per hit / 10,
+    the others as they are: see gnntrack.graphs.features)."""
     columns = [nodes.r / R_SCALE_MM, nodes.z / Z_SCALE_MM, nodes.eta / ETA_SCALE]
     for k in PHI_HARMONICS:
         columns += [np.cos(k * nodes.phi), np.sin(k * nodes.phi)]
-    if nodes.cells is not None:
-        columns += [nodes.cells["cell_count"] / feats.CELL_COUNT_SCALE, nodes.cells["cell_value"]]
+    for name, values in (nodes.cells or {}).items():
+        columns.append(values / (feats.CELL_COUNT_SCALE if name == "cell_count" else 1.0))
     return np.stack(columns, axis=1).astype(np.float32).reshape(len(nodes.r), len(columns))
 
 
@@ -126,7 +124,7 @@ def metric_edges(nodes, layer_pairs, config) -> tuple[np.ndarray, np.ndarray]:
     if tuple(meta["inputs"]) != names:
         raise InputError(f"embedding {config.metric.embedding} was trained on inputs {meta['inputs']}, "
                          f"these hits give {list(names)}: cell inputs need the cells table in both "
-                         "training and graph events (graph.features.node with cell_count / cell_value)")
+                         "training and graph events (the same cell_* names in graph.features.node)")
     emb = embed(params, hit_inputs(nodes))
     senders, receivers = radius_edges(emb, nodes.layer, np.hypot(nodes.r, nodes.z),
                                       float(config.metric.radius), int(config.metric.k_max),

@@ -46,7 +46,7 @@ class Event:
       hits: [n_hits] hit_id, x, y, z (mm), volume_id, layer_id, module_id.
       truth: [n_hits] or None (test sets have no truth). particle_id 0 marks noise.
       particles: [n_particles] or None. Momenta in GeV, vertex in mm.
-      cells: [n_cells] or None (optional in TrackML; the simulation does not produce cells).
+      cells: [n_cells] or None (optional in TrackML; the simulation writes them with its `cells` key).
     """
 
     event_id: int

@@ -2,7 +2,7 @@
 
 File layout (as in the TrackML challenge data set): one event is a set of files sharing a prefix,
 `<dir>/event<9 digits>-<part>.csv` or `.csv.gz`, with part in hits, truth, particles, cells.
-Test sets hold hits (and cells) only; the simulation writes no cells.
+Test sets hold hits (and cells) only; the simulation writes cells only when asked (`cells`).
 
 Validation happens here, at the edge: every malformed input raises one `InputError` naming the
 file and the column (missing or extra columns, non-numeric values, NaN/inf, hit positions far

@@ -262,6 +262,30 @@ def test_cell_features():
     assert np.allclose(g.graph.nodes[:, 2], counts * 0.5)
 
 
+def test_cell_shape_features_come_from_the_simulated_clusters():
+    from gnntrack.detector.cells import cluster_shape
+    from gnntrack.detector.simulate import default_simulation_config, event_rng, generate_particles, simulate_event
+    from gnntrack.graphs.metric_learning import hit_input_names, hit_inputs
+
+    sim = default_simulation_config()
+    sim.pileup, sim.cells = 2.0, True
+    rng = event_rng(0, 0)
+    event = simulate_event(generate_particles(rng, sim), rng, sim)
+    config = _config()
+    config.features.node = ("r", "cell_angle_v", "cell_count", "cell_angle_u")
+    g = build_graph(event, config, detector=LAYERS)
+    volume = event.hits.set_index("hit_id")["volume_id"].reindex(g.hit_id).to_numpy()
+    shape = cluster_shape(event.cells, g.hit_id, volume)
+    np.testing.assert_allclose(g.graph.nodes[:, 1], shape["cell_angle_v"], rtol=1e-6)
+    np.testing.assert_allclose(g.graph.nodes[:, 2], shape["cell_count"] / 10, rtol=1e-6)
+    assert g.graph.nodes[:, 1].max() > 0.3           # barrel pixels see long clusters at large |eta|
+    # the metric-learning inputs append the same cell features, in the config's order
+    nodes = select_nodes(event, config, LAYERS)
+    names = hit_input_names(config)
+    assert names[-3:] == ("cell_angle_v", "cell_count", "cell_angle_u")
+    np.testing.assert_allclose(hit_inputs(nodes)[:, names.index("cell_angle_u")], nodes.cells["cell_angle_u"], rtol=1e-6)
+
+
 def test_truth_order_and_missing_particles_table():
     event = random_event(80, n_noise=30, seed=6, duplicate_every=5)
     config = _config(pt_min=0.7, remove_noise=True, remove_duplicates=True)
