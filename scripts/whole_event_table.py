@@ -6,7 +6,8 @@ end-to-end numbers (markdown + JSON).
         --reconstruct RUN/reconstruct [--reconstruct OTHER/reconstruct ...] [--out table.json]
 
 `stages` simulates the training events of experiments/whole_event/embedding.py (TRAIN_EVENTS at
-TRAIN_PILEUP, seed `--seed`) and trains the embedding (embedding.py) and then the edge filter on
+TRAIN_PILEUP, seed `--seed`, with cells when its node features use them) and trains the
+embedding (embedding.py) and then the edge filter on
 its graphs (filter.py). `table` reads a graph-construction table (scripts/graph_construction_table.py's
 table.json: geometric vs metric learning on the same events) and the whole_event.json of each
 `gnntrack reconstruct` directory, prints both tables as markdown and writes them as JSON.
@@ -42,8 +43,8 @@ def _module(path: Path, name: str):
 def train_stages(out: Path, n_events: int, pileup: float, seed: int, overrides=()) -> tuple[Path, Path]:
     """out/embedding.npz and out/filter.npz trained on `n_events` simulated events at `pileup`."""
     simulate = _module(ROOT / "scripts" / "graph_construction_table.py", "graph_construction_table").simulate
-    events = simulate(n_events, pileup, seed)
     config = load_config(EXPERIMENTS / "embedding.py", overrides)
+    events = simulate(n_events, pileup, seed, cells=any(n.startswith("cell_") for n in config.features.node))
     t0 = time.perf_counter()
     emb_path = save_embedding(out / "embedding.npz", fit_embedding(events, config), config)
     print(f"embedding trained in {time.perf_counter() - t0:.0f} s", flush=True)

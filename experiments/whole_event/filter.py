@@ -17,8 +17,8 @@ from gnntrack.config import load_config
 def get_config():
     c = load_config(Path(__file__).with_name("embedding.py"))
     c.filter.path = "filter.npz"
-    # ~1.1 M edges per mu = 200 event: what a GNN training step fits in 24 GB of host memory
-    c.filter.threshold = 0.2
+    # ~1.0 M edges per mu = 200 event: what a GNN training step fits in 24 GB of host memory
+    c.filter.threshold = 0.1
     c.filter.hidden = 64
     c.filter.n_layers = 2
     c.filter.steps = 3000

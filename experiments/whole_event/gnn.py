@@ -24,6 +24,7 @@ def get_config():
     data.n_train, data.n_val, data.n_test = 24, 2, 2
     data.seed = 7
     data.simulation.pileup = 30.0
+    data.simulation.cells = True  # the graph stages read each hit's cluster
     config.graph = load_config(Path(__file__).with_name("filter.py"))
     config.model = default_model_config("interaction_network")
     config.model.update(hidden=64, n_iters=3, layer_norm=True)

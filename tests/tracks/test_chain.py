@@ -1,9 +1,11 @@
 """`gnntrack reconstruct`: metric-learning graphs + filter -> GNN -> tracks -> one TrackML
-submission and the whole-event numbers, on tiny simulated events (an untrained GNN: this tests
-the chain, not the physics) and on the same events in the real TrackML file layout."""
+submission and the whole-event numbers, on tiny simulated events with cells (the stages read the
+cluster shapes, as experiments/whole_event does; an untrained GNN: this tests the chain, not the
+physics) and on the same events in the real TrackML file layout."""
 
 import gzip
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,7 +21,8 @@ pytestmark = pytest.mark.slow
 # the columns of the public TrackML files (no particle_type in the real particles table)
 REAL_COLUMNS = {"hits": ["hit_id", "x", "y", "z", "volume_id", "layer_id", "module_id"],
                 "truth": ["hit_id", "particle_id", "tx", "ty", "tz", "tpx", "tpy", "tpz", "weight"],
-                "particles": ["particle_id", "vx", "vy", "vz", "px", "py", "pz", "q", "nhits"]}
+                "particles": ["particle_id", "vx", "vy", "vz", "px", "py", "pz", "q", "nhits"],
+                "cells": ["hit_id", "ch0", "ch1", "value"]}
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +39,13 @@ def chain_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("chain")
     events_dir = root / "events"
     sim = default_simulation_config()
-    sim.pileup = 2
+    sim.pileup, sim.cells = 2, True
     simulate_events(events_dir, 2, sim, seed=5)
-    events = list(read_events(events_dir, ("hits", "truth", "particles")))
+    events = list(read_events(events_dir, ("hits", "truth", "particles", "cells")))
     run = root / "run"
     graph = tiny_config()
     graph.selection = "all"
+    graph.features.node = ("r", "phi", "z", "cell_count", "cell_value", "cell_angle_u", "cell_angle_v")
     graph.filter.update(hidden=16, n_layers=2, steps=100, batch_edges=256, threshold=0.2)
     save_embedding(run / "embedding.npz", fit_embedding(events, graph, progress=False), graph)
     graph.method = "metric"
@@ -91,8 +95,8 @@ def test_reconstruct_writes_one_submission_and_the_whole_event_numbers(chain_run
 
 
 def test_reconstruct_reads_the_real_trackml_layout_unchanged(chain_run, tmp_path, capsys):
-    """The same events rewritten as the public TrackML files (gzipped, their columns only, no
-    cells) give the same numbers."""
+    """The same events rewritten as the public TrackML files (gzipped, their columns only) give
+    the same numbers."""
     run, events = chain_run
     real = tmp_path / "real"
     real.mkdir()
@@ -116,6 +120,13 @@ def test_reconstruct_errors_are_one_line(chain_run, tmp_path, capsys):
     assert main(["reconstruct", "--run", str(run), "--input", str(tmp_path / "none"),
                  "--out", str(tmp_path / "o")]) == 2
     assert "--input" in capsys.readouterr().err
+    bare = tmp_path / "bare"   # events without their cells files: the run's stages need them
+    bare.mkdir()
+    for prefix in list_event_prefixes(events):
+        for part in ("hits", "truth", "particles"):
+            (bare / f"{prefix.name}-{part}.csv").write_bytes(Path(f"{prefix}-{part}.csv").read_bytes())
+    assert main(["reconstruct", "--run", str(run), "--input", str(bare), "--out", str(tmp_path / "o")]) == 2
+    assert "cells" in capsys.readouterr().err
     file = tmp_path / "results.txt"
     file.write_text("not a directory\n")
     assert main(["reconstruct", "--run", str(run), "--input", str(events), "--out", str(file)]) == 2

@@ -18,7 +18,9 @@ def save_untrained_run(cfg, run, val_f1_by_step) -> None:
     cfg.model.n_iters = 1
     save_config(cfg, run)
     model = build_model(cfg.model)
-    state = init_train_state(model, optax.adam(1e-3), synthetic_hit_graph(np.random.default_rng(0), 10, 20).graph)
+    example = synthetic_hit_graph(np.random.default_rng(0), 10, 20, n_node_features=len(cfg.graph.features.node),
+                                  n_edge_features=len(cfg.graph.features.edge))
+    state = init_train_state(model, optax.adam(1e-3), example.graph)
     with Checkpointer(run / "checkpoints", best_metric="val_f1") as ckpt:
         for step, val_f1 in val_f1_by_step.items():
             ckpt.save(step, state, {}, {"val_f1": val_f1})
