@@ -3,9 +3,11 @@
     python scripts/graph_construction_table.py --out RUN              # simulates, trains, measures
     python scripts/graph_construction_table.py --out RUN --input EVENTS_DIR   # measure on these events
     python scripts/graph_construction_table.py --out RUN --reuse      # keep RUN's trained stages
+    python scripts/graph_construction_table.py --out RUN --experiment experiments/whole_event/filter.py
 
 Simulates `--train-events` events at `--train-pileup` (seed + 100) to train the embedding
-(experiments/graphs/metric_all.py) and then the edge filter on its graphs, writing
+and then the edge filter on its graphs (both as `--experiment` sets them, by default
+experiments/graphs/metric_all.py:filter; with cells when its node features use them), writing
 RUN/embedding.npz and RUN/filter.npz; then builds the `--events` held-out events (seed) with
   * the geometric construction of the whole detector (selection 'all', geometric layer pairs)
     at its default cuts, and at the loosest-to-tightest phi_slope_max scan's cheapest cut whose
@@ -35,7 +37,7 @@ from gnntrack.graphs.report import merge_stats, summarize
 from gnntrack.io.atomic import write_json_atomic
 from gnntrack.io.trackml import list_event_prefixes, read_event
 
-EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "graphs" / "metric_all.py"
+EXPERIMENT = str(Path(__file__).resolve().parents[1] / "experiments" / "graphs" / "metric_all.py") + ":filter"
 # phi_slope_max (rad/mm) scanned for the geometric graph with the metric graph's efficiency.
 SLOPE_SCAN = (0.0007, 0.0005, 0.0004, 0.00035, 0.000325, 0.0003, 0.00025, 0.0002, 0.00015)
 
@@ -79,10 +81,14 @@ def measure(name: str, events, config) -> dict:
     return row
 
 
-def train_stages(out: Path, train, reuse: bool, overrides) -> tuple[Path, Path]:
+def uses_cells(config) -> bool:
+    return any(n.startswith("cell_") for n in config.features.node)
+
+
+def train_stages(out: Path, train, reuse: bool, experiment: str, overrides) -> tuple[Path, Path]:
     """RUN/embedding.npz and RUN/filter.npz, trained unless `reuse` finds them."""
     emb_path, filter_path = out / "embedding.npz", out / "filter.npz"
-    config = load_config(EXPERIMENT, overrides)
+    config = load_config(experiment, overrides)
     if not (reuse and emb_path.exists()):
         t0 = time.perf_counter()
         save_embedding(emb_path, fit_embedding(train, config), config)
@@ -118,24 +124,29 @@ def main(argv=None) -> int:
     parser.add_argument("--reuse", action="store_true", help="keep RUN's embedding.npz / filter.npz")
     parser.add_argument("--k-max", type=lambda v: [int(k) for k in v.split(",")], default=[64, 128],
                         help="metric.k_max values to measure, comma-separated (the last one is filtered)")
-    parser.add_argument("overrides", nargs="*", help="metric_all.py overrides, e.g. metric.k_max=48")
+    parser.add_argument("--experiment", default=EXPERIMENT,
+                        help="graph config of the stages, with its filter settings (default: metric_all.py:filter)")
+    parser.add_argument("overrides", nargs="*", help="the experiment's overrides, e.g. metric.k_max=48")
     args = parser.parse_args(argv)
 
     out = Path(args.out)
-    train = simulate(args.train_events, args.train_pileup, args.seed + 100)
-    emb_path, filter_path = train_stages(out, train, args.reuse, args.overrides)
+    cells = uses_cells(load_config(args.experiment, args.overrides))
+    train = simulate(args.train_events, args.train_pileup, args.seed + 100, cells)
+    emb_path, filter_path = train_stages(out, train, args.reuse, args.experiment, args.overrides)
     del train
     if args.input:
-        events = [read_event(p, parts=("hits", "truth", "particles")) for p in list_event_prefixes(args.input)[:args.events]]
+        parts = ("hits", "truth", "particles") + (("cells",) if cells else ())
+        events = [read_event(p, parts=parts) for p in list_event_prefixes(args.input)[:args.events]]
     else:
-        events = simulate(args.events, args.pileup, args.seed)
+        events = simulate(args.events, args.pileup, args.seed, cells)
 
     rows = []
     for k in args.k_max:
-        metric = load_config(EXPERIMENT, args.overrides)
+        metric = load_config(args.experiment, args.overrides)
+        metric.filter.path = ""
         metric.metric.embedding, metric.metric.k_max = str(emb_path), k
         rows.append(measure(f"metric learning (k_max {k})", events, metric))
-    filtered = load_config(f"{EXPERIMENT}:filter", args.overrides)
+    filtered = load_config(args.experiment, args.overrides)
     filtered.metric.embedding, filtered.filter.path = str(emb_path), str(filter_path)
     filtered.metric.k_max = args.k_max[-1]
     rows.append(measure(f"metric learning (k_max {args.k_max[-1]}) + filter", events, filtered))
@@ -157,10 +168,11 @@ def main(argv=None) -> int:
         rows.insert(len(args.k_max) + 2, matched)
 
     source = args.input or f"{args.events} simulated events, mu={args.pileup:g}, seed={args.seed}"
-    print(f"whole detector (pixel + strips), every hit, no pT cut; {source}; embedding and filter trained on "
-          f"{args.train_events} events at mu={args.train_pileup:g}")
+    print(f"whole detector (pixel + strips), every hit, no pT cut; {source}; embedding and filter "
+          f"({args.experiment}) trained on {args.train_events} events at mu={args.train_pileup:g}")
     print(format_rows(rows))
-    write_json_atomic(out / "table.json", {"source": source, "train_events": args.train_events,
+    write_json_atomic(out / "table.json", {"source": source, "experiment": args.experiment,
+                                           "train_events": args.train_events,
                                            "train_pileup": args.train_pileup, "rows": rows})
     return 0
 

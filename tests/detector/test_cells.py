@@ -106,3 +106,14 @@ def test_hits_without_cells_and_unknown_volumes():
     assert set(cluster_shape(cells, np.array([1]))) == {"cell_count", "cell_value"}
     with pytest.raises(InputError, match="volume_id 42"):
         sensors(np.array([8, 42]))
+
+
+def test_simulate_command_writes_cells_when_asked(tmp_path):
+    from gnntrack.cli import main
+
+    assert main(["simulate", "--out", str(tmp_path / "a"), "--pileup", "1", "--no-progress"]) == 0
+    assert main(["simulate", "--out", str(tmp_path / "b"), "--pileup", "1", "--no-progress", "--set", "cells=True"]) == 0
+    assert not list((tmp_path / "a").glob("*-cells.csv"))
+    plain, with_cells = (read_event(tmp_path / d / "event000001000") for d in ("a", "b"))
+    pd.testing.assert_frame_equal(plain.hits, with_cells.hits)
+    assert plain.cells is None and set(with_cells.cells["hit_id"]) == set(with_cells.hits["hit_id"])
