@@ -29,7 +29,7 @@ from pathlib import Path
 from gnntrack.config import load_config
 from gnntrack.detector.simulate import default_simulation_config, event_rng, generate_particles, simulate_event
 from gnntrack.graphs.build import build_event, find_graph_edges, prepare, select_nodes
-from gnntrack.graphs.config import default_graph_config
+from gnntrack.graphs.config import default_graph_config, event_parts
 from gnntrack.graphs.filter import filter_edges, save_filter
 from gnntrack.graphs.fit import fit_embedding, fit_filter
 from gnntrack.graphs.metric_learning import save_embedding
@@ -81,10 +81,6 @@ def measure(name: str, events, config) -> dict:
     return row
 
 
-def uses_cells(config) -> bool:
-    return any(n.startswith("cell_") for n in config.features.node)
-
-
 def train_stages(out: Path, train, reuse: bool, experiment: str, overrides) -> tuple[Path, Path]:
     """RUN/embedding.npz and RUN/filter.npz, trained unless `reuse` finds them."""
     emb_path, filter_path = out / "embedding.npz", out / "filter.npz"
@@ -130,12 +126,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     out = Path(args.out)
-    cells = uses_cells(load_config(args.experiment, args.overrides))
+    parts = event_parts(load_config(args.experiment, args.overrides))
+    cells = "cells" in parts
     train = simulate(args.train_events, args.train_pileup, args.seed + 100, cells)
     emb_path, filter_path = train_stages(out, train, args.reuse, args.experiment, args.overrides)
     del train
     if args.input:
-        parts = ("hits", "truth", "particles") + (("cells",) if cells else ())
         events = [read_event(p, parts=parts) for p in list_event_prefixes(args.input)[:args.events]]
     else:
         events = simulate(args.events, args.pileup, args.seed, cells)

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from gnntrack.config import load_config
+from gnntrack.graphs.config import cell_feature_names
 from gnntrack.graphs.filter import save_filter
 from gnntrack.graphs.fit import fit_embedding, fit_filter
 from gnntrack.graphs.metric_learning import save_embedding
@@ -44,7 +45,7 @@ def train_stages(out: Path, n_events: int, pileup: float, seed: int, overrides=(
     """out/embedding.npz and out/filter.npz trained on `n_events` simulated events at `pileup`."""
     simulate = _module(ROOT / "scripts" / "graph_construction_table.py", "graph_construction_table").simulate
     config = load_config(EXPERIMENTS / "embedding.py", overrides)
-    events = simulate(n_events, pileup, seed, cells=any(n.startswith("cell_") for n in config.features.node))
+    events = simulate(n_events, pileup, seed, cells=bool(cell_feature_names(config)))
     t0 = time.perf_counter()
     emb_path = save_embedding(out / "embedding.npz", fit_embedding(events, config), config)
     print(f"embedding trained in {time.perf_counter() - t0:.0f} s", flush=True)

@@ -140,15 +140,20 @@ class Detector:
 
         Args:
           layer: int [N] layer rows; phi: [N] azimuth (rad); long_coord: [N] z (barrel) or r (disk), mm.
-        Module = iphi * n_long + ilong + 1; positions outside the extent go to the edge module.
+        Module = iphi * n_long + ilong + 1 (see `module_indices`).
         """
+        iphi, ilong = self.module_indices(layer, phi, long_coord)
+        return (iphi * self.n_long[layer] + ilong + 1).astype(np.int32)
+
+    def module_indices(self, layer: np.ndarray, phi: np.ndarray, long_coord: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """int64 [N] module column in phi (0..n_phi-1) and row along z / r (0..n_long-1) of each
+        position (arguments as in `module_id`); positions outside the extent go to the edge module."""
         n_phi, n_long = self.n_phi[layer], self.n_long[layer]
         lo, hi = self.min_extent[layer], self.max_extent[layer]
         iphi = np.floor(np.mod(phi, 2 * np.pi) / (2 * np.pi) * n_phi).astype(np.int64)
         ilong = np.floor((long_coord - lo) / (hi - lo) * n_long).astype(np.int64)
-        iphi = np.clip(iphi, 0, n_phi - 1)
-        ilong = np.clip(ilong, 0, n_long - 1)
-        return (iphi * n_long + ilong + 1).astype(np.int32)
+        return np.clip(iphi, 0, n_phi - 1), np.clip(ilong, 0, n_long - 1)
 
     def surface_area(self) -> np.ndarray:
         """float64 [L] sensitive area in mm^2."""

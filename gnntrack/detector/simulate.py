@@ -469,13 +469,11 @@ def _cells(rng, detector: Detector, layer, x, y, z, px, py, pz) -> pd.DataFrame:
     barrel = detector.is_barrel[layer]
     r = np.hypot(x, y)
     phi = np.mod(np.arctan2(y, x), 2 * np.pi)
-    n_phi, n_long = detector.n_phi[layer], detector.n_long[layer]
-    lo, hi = detector.min_extent[layer], detector.max_extent[layer]
     along = np.where(barrel, z, r)
-    iphi = np.clip(np.floor(phi / (2 * np.pi) * n_phi), 0, n_phi - 1)
-    long_size = (hi - lo) / n_long
-    ilong = np.clip(np.floor((along - lo) / long_size), 0, n_long - 1)
-    u0 = np.maximum(r * (phi - iphi * 2 * np.pi / n_phi), 0.0)
+    iphi, ilong = detector.module_indices(layer, phi, along)
+    lo = detector.min_extent[layer]
+    long_size = (detector.max_extent[layer] - lo) / detector.n_long[layer]
+    u0 = np.maximum(r * (phi - iphi * 2 * np.pi / detector.n_phi[layer]), 0.0)
     v0 = np.maximum(along - (lo + ilong * long_size), 0.0)
     return simulate_cells(rng, detector.volume_id[layer], barrel, x, y, z, px, py, pz, u0, v0)
 

@@ -28,7 +28,7 @@ from gnntrack.errors import ConfigError, InputError
 from gnntrack.graphs import features as feats
 from gnntrack.graphs import truth as truth_lib
 from gnntrack.graphs.cone import bend_slope, cone_edges, cone_layer_pairs
-from gnntrack.graphs.config import default_graph_config, validate_graph_config
+from gnntrack.graphs.config import cell_feature_names, default_graph_config, validate_graph_config
 from gnntrack.graphs.filter import filter_edges, load_filter
 from gnntrack.graphs.layer_map import LayerTable, count_layer_pairs, default_layer_table, resolve_layer_pairs
 from gnntrack.graphs.metric_learning import check_embedding, metric_edges
@@ -119,11 +119,11 @@ def select_nodes(event, config, layers: LayerTable) -> Nodes:
         idx = _first_per_particle_layer(idx, particle_id, layer, half, key)
     r = np.hypot(x[idx], y[idx])
     cells = None
-    if any(n.startswith("cell_") for n in config.features.node):
+    if cell_feature_names(config):
         if event.cells is None:
             raise InputError(f"{source}: node features {tuple(config.features.node)} need the cells table")
         cells = feats.cell_features(event.cells, hit_id[idx], hits["volume_id"].to_numpy()[idx],
-                                    tuple(config.features.node), source)
+                                    cell_feature_names(config), source)
     return Nodes(hit_id=hit_id[idx], x=x[idx], y=y[idx], z=z[idx], r=r,
                  phi=np.arctan2(y[idx], x[idx]), eta=np.arcsinh(z[idx] / np.maximum(r, 1e-9)),
                  layer=layer[idx], particle_id=particle_id[idx], pt=pt[idx], half=half[idx],

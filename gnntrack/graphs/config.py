@@ -74,6 +74,17 @@ NODE_FEATURES = ("r", "phi", "z", "eta", "cell_count", "cell_value", "cell_angle
 EDGE_FEATURES = ("dr", "dphi", "dz", "dR", "phi_slope")
 
 
+def cell_feature_names(config) -> tuple[str, ...]:
+    """The node features of a graph config read from the event's cells table, in config order."""
+    return tuple(str(n) for n in config.features.node if str(n).startswith("cell_"))
+
+
+def event_parts(config) -> tuple[str, ...]:
+    """The TrackML parts a graph config reads: cells (optional in TrackML, and large) only when a
+    node feature uses them."""
+    return ("hits", "truth", "particles") + (("cells",) if cell_feature_names(config) else ())
+
+
 def default_graph_config() -> ml_collections.ConfigDict:
     """The default: full pixel detector, no truth cuts, geometric layer pairs, the cuts tuned for
     pT >= 0.5 GeV (PIXEL_CUTS)."""

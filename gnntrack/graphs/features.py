@@ -2,8 +2,9 @@
 
 Node: r / 1000 mm, phi / pi, z / 1000 mm; optional eta, cell_count (cells per hit / 10),
 cell_value (summed cell charge) and cell_angle_u / cell_angle_v (incidence angles across and along
-the sensor from the cluster's extent, in units of pi / 2; gnntrack.detector.cells). Edge (sender -> receiver): dr / 1000 mm, dphi / pi (wrapped to
-[-pi, pi)), dz / 1000 mm, dR = sqrt(deta^2 + dphi^2), phi_slope = dphi / dr in rad/m.
+the sensor from the cluster's extent, in units of pi / 2; gnntrack.detector.cells).
+Edge (sender -> receiver): dr / 1000 mm, dphi / pi (wrapped to [-pi, pi)), dz / 1000 mm,
+dR = sqrt(deta^2 + dphi^2), phi_slope = dphi / dr in rad/m.
 """
 
 from __future__ import annotations
@@ -76,9 +77,10 @@ def edge_features(names, senders, receivers, r, phi, z, eta) -> np.ndarray:
 
 
 def cell_features(cells, hit_id: np.ndarray, volume_id: np.ndarray, names, source: str = "cells") -> dict:
-    """The cell features among `names` (in that order) of the hits `hit_id` [N], float64 [N] each
+    """The cell features `names` (in that order) of the hits `hit_id` [N], float64 [N] each
     (gnntrack.detector.cells.cluster_shape; 0 for hits without cells)."""
-    wanted = [n for n in names if n.startswith("cell_")]
-    shape = cluster_shape(cells, hit_id, volume_id if any(n.startswith("cell_angle") for n in wanted) else None,
-                          source)
-    return {n: shape[n] for n in wanted}
+    # the angles need a sensor description of each hit's volume, count and charge do not (so
+    # those two work on any detector's cells)
+    angles = any(n.startswith("cell_angle") for n in names)
+    shape = cluster_shape(cells, hit_id, volume_id if angles else None, source)
+    return {n: shape[n] for n in names}

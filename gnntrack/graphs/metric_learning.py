@@ -23,6 +23,7 @@ from scipy.spatial import cKDTree
 
 from gnntrack.errors import ConfigError, InputError
 from gnntrack.graphs import features as feats
+from gnntrack.graphs.config import cell_feature_names
 from gnntrack.config import config_to_dict
 from gnntrack.graphs.mlp import apply_mlp, load_mlp_cached, save_mlp
 from gnntrack.graphs.types import R_SCALE_MM, Z_SCALE_MM
@@ -40,7 +41,7 @@ ETA_SCALE = 3.0
 def hit_input_names(config) -> tuple[str, ...]:
     """Names of the columns `hit_inputs` gives for the nodes a graph config selects: the position
     inputs, then the cell features among its node features, in their order."""
-    return POSITION_INPUTS + tuple(n for n in config.features.node if n.startswith("cell_"))
+    return POSITION_INPUTS + cell_feature_names(config)
 
 
 def hit_inputs(nodes) -> np.ndarray:

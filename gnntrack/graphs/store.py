@@ -21,6 +21,7 @@ import numpy as np
 from gnntrack.config import config_to_dict
 from gnntrack.errors import InputError
 from gnntrack.graphs.build import build_event, count_event_layer_pairs, prepare
+from gnntrack.graphs.config import event_parts
 from gnntrack.graphs.layer_map import learned_layer_pairs, load_layer_map, save_layer_map
 from gnntrack.graphs.report import merge_stats, summarize
 from gnntrack.graphs.types import HitGraph
@@ -111,13 +112,8 @@ def load_graph_dir(directory: str | os.PathLike, limit: int | None = None) -> li
 
 # ------------------------------------------------------------------------------- directory builder
 
-def _event_parts(config) -> tuple[str, ...]:
-    parts = ("hits", "truth", "particles")
-    return parts + (("cells",) if any(n.startswith("cell_") for n in config.features.node) else ())
-
-
 def _read(prefix, config):
-    return read_event(prefix, parts=_event_parts(config))
+    return read_event(prefix, parts=event_parts(config))
 
 
 def _build_one(job) -> tuple[list[str], dict]:

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from gnntrack.errors import ConfigError, InputError
+from gnntrack.graphs.config import event_parts
 from gnntrack.report.evaluation import write_evaluation_report
 from gnntrack.tracks import bootstrap as bs
 from gnntrack.tracks import build as tb
@@ -499,9 +500,7 @@ def evaluate_run(workdir: str | os.PathLike, input_dir: str | os.PathLike, out_d
         prefixes = prefixes[: int(config.limit)]
     graph_config, layers, layer_pairs = _graph_inputs(run.config, workdir, tuple(config.graph_overrides))
 
-    # cells are optional in TrackML and large: read them only when a node feature uses them
-    needs_cells = any(str(f).startswith("cell_") for f in graph_config.features.node)
-    parts = ("hits", "truth", "particles") + (("cells",) if needs_cells else ())
+    parts = event_parts(graph_config)
     from tqdm import tqdm
 
     score_fn = make_score_fn(run.model, run.params)
