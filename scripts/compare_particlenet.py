@@ -1,4 +1,4 @@
-"""Our ParticleNet / ParticleNet-Lite (JAX, dense per jet) vs a PyTorch ParticleNet, same CPU, one run.
+"""Our ParticleNet / ParticleNet-Lite (JAX, dense per jet) vs a PyTorch ParticleNet, same device, one run.
 
     python scripts/compare_particlenet.py                       # batch 128, 80 constituents, 7 features
     python scripts/compare_particlenet.py --models particlenet_lite --repeats 5 --json out.json
@@ -165,32 +165,39 @@ def torch_particlenet(k: int, blocks, fc: int, n_features: int = 7):
     return ParticleNetTorch()
 
 
-def reference(name: str, features, mask, labels, warmup: int, repeats: int) -> dict:
+def reference(name: str, features, mask, labels, warmup: int, repeats: int, device: str = "cpu") -> dict:
     import torch
 
     torch.manual_seed(0)
-    model = torch_particlenet(*SIZES[name])
-    x = torch.from_numpy(np.ascontiguousarray(features.transpose(0, 2, 1)))
+    device = torch.device(device)
+    if device.type == "cuda":  # strict float32 matmuls, as JAX is set to in main()
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    model = torch_particlenet(*SIZES[name]).to(device)
+    x = torch.from_numpy(np.ascontiguousarray(features.transpose(0, 2, 1))).to(device)
     points = x[:, :2].contiguous()
-    m = torch.from_numpy(mask[:, None, :].astype(np.float32))
-    y = torch.from_numpy(labels)
+    m = torch.from_numpy(mask[:, None, :].astype(np.float32)).to(device)
+    y = torch.from_numpy(labels).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
+    # CUDA runs asynchronously: a timed call ends only when the device has finished its work.
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     def train():
         model.train()
         opt.zero_grad()
         loss_fn(model(points, x, m), y).backward()
         opt.step()
+        sync()
 
     def infer():
         model.eval()
         with torch.no_grad():
             model(points, x, m)
+        sync()
 
     return {"train_s": timed(train, warmup, repeats), "infer_s": timed(infer, warmup, repeats),
             "params": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
-            "torch": torch.__version__, "threads": torch.get_num_threads()}
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device)}
 
 
 def main(argv=None) -> int:
@@ -202,17 +209,25 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-torch", action="store_true")
+    parser.add_argument("--torch-device", default="auto",
+                        help="cpu | cuda | auto (cuda when JAX's default backend is a GPU)")
     parser.add_argument("--json", default="", help="write the results here too")
     args = parser.parse_args(argv)
+    on_gpu = jax.default_backend() == "gpu"
+    torch_device = ("cuda" if on_gpu else "cpu") if args.torch_device == "auto" else args.torch_device
+    if on_gpu:  # like-for-like: strict float32 matmuls in both frameworks (no TensorFloat-32)
+        jax.config.update("jax_default_matmul_precision", "float32")
     features, mask, labels = jet_arrays(args.jets, args.batch, args.constituents, seed=0)
     out = {"batch": args.batch, "constituents": args.constituents, "mean_real": float(mask.sum(1).mean()),
-           "cpu_count": os.cpu_count(), "jax": jax.__version__, "models": {}}
+           "cpu_count": os.cpu_count(), "jax": jax.__version__, "jax_device": str(jax.devices()[0]),
+           "torch_device": torch_device, "models": {}}
     print(f"batch {args.batch}, {args.constituents} constituents ({out['mean_real']:.1f} real on average), "
-          f"7 features; medians of {args.repeats} after {args.warmup} warm-up")
+          f"7 features; medians of {args.repeats} after {args.warmup} warm-up; JAX on {out['jax_device']}, "
+          f"PyTorch on {torch_device}")
     for name in [m for m in args.models.split(",") if m]:
         row = {"ours": ours(name, features, mask, labels, args.warmup, args.repeats)}
         if not args.skip_torch:
-            row["torch"] = reference(name, features, mask, labels, args.warmup, args.repeats)
+            row["torch"] = reference(name, features, mask, labels, args.warmup, args.repeats, torch_device)
             for what in ("train", "infer"):
                 row[f"{what}_speedup"] = row["torch"][f"{what}_s"] / row["ours"][f"{what}_s"]
         out["models"][name] = row
