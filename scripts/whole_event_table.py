@@ -124,7 +124,9 @@ def main(argv=None) -> int:
         name, sep, directory = item.rpartition("=")
         summary = json.loads((Path(directory) / "whole_event.json").read_text(encoding="utf-8"))
         g = summary["graph"]
-        default = f"{g['method']}{' + filter' if g.get('filter') else ''} -> GNN -> tracks ({summary['tracks']['method']})"
+        t = summary["tracks"]
+        cut = f"cut {t['cut']:g}{' tuned on other events' if t.get('tuned_on') else ''}"
+        default = f"{g['method']}{' + filter' if g.get('filter') else ''} -> GNN -> tracks ({t['method']}, {cut})"
         chains.append(chain_row(summary, name if sep else default))
     graphs = graph_rows(graphs_table)
     source = graphs_table.get("source", "")

@@ -19,7 +19,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                       "the evaluation report)")
     parser.add_argument("--checkpoint", default="best", help="'best' (default), 'latest' or a step number")
     parser.add_argument("--limit", type=int, default=0, help="only the first N events (0 = all)")
-    parser.add_argument("--threshold", type=float, default=0.5, help="edge-score cut (default: %(default)s)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="edge-score cut of the track building (default: 0.5, or tuned with --tune-on)")
+    parser.add_argument("--tune-on", default=None, metavar="EVENTS",
+                        help="choose the edge cut on these other events (with truth): the scanned cut with "
+                             "the highest TrackML score there (report in OUT/tuning)")
     parser.add_argument("--method", choices=("walkthrough", "cc"), default="walkthrough",
                         help="track building (default: %(default)s)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -37,16 +41,19 @@ def run(args: argparse.Namespace) -> int:
 
     if not Path(args.input).is_dir():
         raise InputError(f"--input: directory not found: {args.input}")
-    if not 0.0 <= args.threshold <= 1.0:
-        raise InputError(f"--threshold must lie in [0, 1], got {args.threshold}")
+    if args.threshold is not None and args.tune_on is not None:
+        raise InputError("--threshold and --tune-on both choose the edge cut: give one")
+    threshold = 0.5 if args.threshold is None else float(args.threshold)
+    if not 0.0 <= threshold <= 1.0:
+        raise InputError(f"--threshold must lie in [0, 1], got {threshold}")
     checkpoint = str(args.checkpoint)
     if checkpoint not in ("best", "latest") and not checkpoint.isdigit():
         raise InputError(f"--checkpoint must be 'best', 'latest' or a step number, got {args.checkpoint!r}")
     check_directory_path(args.out, "--out")
     config = default_chain_config()
-    config.update(checkpoint=checkpoint, limit=max(int(args.limit), 0), threshold=float(args.threshold),
+    config.update(checkpoint=checkpoint, limit=max(int(args.limit), 0), threshold=threshold,
                   method=args.method, plots=not args.no_plots, progress=not args.no_progress)
-    summary = reconstruct(args.run, args.input, args.out, config=config)
+    summary = reconstruct(args.run, args.input, args.out, config=config, tune_dir=args.tune_on)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

@@ -58,9 +58,9 @@ def chain_run(tmp_path_factory):
     return run, events_dir
 
 
-def _reconstruct(run, events, out, capsys):
+def _reconstruct(run, events, out, capsys, *extra):
     assert main(["reconstruct", "--run", str(run), "--input", str(events), "--out", str(out),
-                 "--no-progress", "--no-plots", "--json"]) == 0
+                 "--no-progress", "--no-plots", "--json", *extra]) == 0
     return json.loads(capsys.readouterr().out)
 
 
@@ -113,6 +113,40 @@ def test_reconstruct_reads_the_real_trackml_layout_unchanged(chain_run, tmp_path
         assert from_real[key] == pytest.approx(simulated[key], abs=1e-6), key
 
 
+def test_best_cut_takes_the_highest_score_and_the_higher_cut_on_a_tie():
+    from gnntrack.errors import InputError
+    from gnntrack.tracks.chain import best_cut
+
+    scan = pd.DataFrame({"threshold": [0.1, 0.2, 0.3, 0.4], "trackml_score_graph_hits": [0.2, 0.5, 0.5, np.nan]})
+    assert best_cut(scan) == 0.3
+    with pytest.raises(InputError, match="tuning events"):
+        best_cut(scan.assign(trackml_score_graph_hits=np.nan))
+
+
+def test_reconstruct_tunes_the_cut_on_other_events(chain_run, tmp_path, capsys):
+    """--tune-on: the cut is the best of the scan on the tuning events (never on the evaluated
+    ones), and the evaluated events then give what --threshold with that cut gives."""
+    from gnntrack.detector.simulate import default_simulation_config, simulate_events
+    from gnntrack.tracks.chain import best_cut, default_chain_config
+
+    run, events = chain_run
+    tune = tmp_path / "tune"
+    sim = default_simulation_config()
+    sim.pileup, sim.cells = 2, True
+    simulate_events(tune, 1, sim, seed=6)
+    result = _reconstruct(run, events, tmp_path / "out", capsys, "--tune-on", str(tune))
+    tuned = result["tracks"]["tuned_on"]
+    scan = pd.read_csv(tmp_path / "out" / "tuning" / "threshold_scan_tracks.csv")
+    assert list(scan["threshold"]) == pytest.approx(default_chain_config().track_thresholds)
+    assert tuned["cut"] == best_cut(scan) == result["tracks"]["cut"]
+    assert tuned["scan"][f"{tuned['cut']:g}"] == pytest.approx(scan["trackml_score_graph_hits"].max())
+    assert tuned["n_events"] == 1
+    fixed = _reconstruct(run, events, tmp_path / "fixed", capsys, "--threshold", f"{tuned['cut']!r}")
+    for key in ("trackml_score", "efficiency_pt1", "fake_rate"):
+        # the same cut on the same events in one process: the same tracks
+        assert result[key] == pytest.approx(fixed[key], abs=1e-12), key
+
+
 def test_reconstruct_errors_are_one_line(chain_run, tmp_path, capsys):
     run, events = chain_run
     assert main(["reconstruct", "--run", str(tmp_path), "--input", str(events), "--out", str(tmp_path / "o")]) == 2
@@ -127,6 +161,12 @@ def test_reconstruct_errors_are_one_line(chain_run, tmp_path, capsys):
             (bare / f"{prefix.name}-{part}.csv").write_bytes(Path(f"{prefix}-{part}.csv").read_bytes())
     assert main(["reconstruct", "--run", str(run), "--input", str(bare), "--out", str(tmp_path / "o")]) == 2
     assert "cells" in capsys.readouterr().err
+    assert main(["reconstruct", "--run", str(run), "--input", str(events), "--out", str(tmp_path / "o"),
+                 "--tune-on", str(events)]) == 2
+    assert "other events" in capsys.readouterr().err
+    assert main(["reconstruct", "--run", str(run), "--input", str(events), "--out", str(tmp_path / "o"),
+                 "--tune-on", str(events), "--threshold", "0.3"]) == 2
+    assert "give one" in capsys.readouterr().err
     file = tmp_path / "results.txt"
     file.write_text("not a directory\n")
     assert main(["reconstruct", "--run", str(run), "--input", str(events), "--out", str(file)]) == 2
@@ -156,9 +196,10 @@ def test_whole_event_table_script(chain_run, tmp_path, capsys):
          "mean_edges": 1000.0, "cpu_seconds_per_event": 0.5}]}))
     script = _table_script()
     assert script.main(["table", "--graphs", str(graphs), "--reconstruct", f"tiny={tmp_path / 'rec'}",
-                        "--out", str(tmp_path / "table.json")]) == 0
+                        "--reconstruct", str(tmp_path / "rec"), "--out", str(tmp_path / "table.json")]) == 0
     printed = capsys.readouterr().out
     assert "| geometric | 0.9900 |" in printed and f"| tiny | {result['trackml_score']:.4f} |" in printed
+    assert "| metric + filter -> GNN -> tracks (walkthrough, cut 0.5) |" in printed  # unnamed: what ran
     saved = json.loads((tmp_path / "table.json").read_text())
     assert saved["end_to_end"][0]["efficiency_pt0p5"] == result["efficiency_pt0p5"]
 
