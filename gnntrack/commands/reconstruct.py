@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the highest TrackML score there (report in OUT/tuning)")
     parser.add_argument("--method", choices=("walkthrough", "cc"), default="walkthrough",
                         help="track building (default: %(default)s)")
+    parser.add_argument("--graph", action="append", default=[], metavar="KEY=VALUE",
+                        help="change the run's graph config (repeatable), as for gnntrack evaluate, e.g. "
+                             "--graph metric.eps=2 for a faster approximate neighbour search")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print whole_event.json instead of text")
@@ -52,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     check_directory_path(args.out, "--out")
     config = default_chain_config()
     config.update(checkpoint=checkpoint, limit=max(int(args.limit), 0), threshold=threshold,
-                  method=args.method, plots=not args.no_plots, progress=not args.no_progress)
+                  method=args.method, plots=not args.no_plots, progress=not args.no_progress,
+                  graph_overrides=tuple(args.graph))
     summary = reconstruct(args.run, args.input, args.out, config=config, tune_dir=args.tune_on)
     if args.json:
         print(json.dumps(summary, indent=2))

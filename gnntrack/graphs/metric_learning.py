@@ -62,6 +62,9 @@ def embed(params, x: np.ndarray, chunk: int = 65536) -> np.ndarray:
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, params[-1][1].size), np.float32)
 
 
+QUERY_BLOCK = 4096  # hits per KD-tree query (the answers are the same for any block size)
+
+
 def radius_edges(emb: np.ndarray, layer: np.ndarray, dist0: np.ndarray, radius: float, k_max: int,
                  eps: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Pairs within `radius` in the embedding, each hit's k_max nearest at most.
@@ -78,22 +81,27 @@ def radius_edges(emb: np.ndarray, layer: np.ndarray, dist0: np.ndarray, radius: 
     n = len(emb)
     if n < 2:
         return np.zeros(0, np.int32), np.zeros(0, np.int32)
-    k = min(int(k_max) + 1, n)  # +1: a hit is its own nearest neighbour
-    _, nbr = cKDTree(emb).query(emb, k=k, distance_upper_bound=float(radius), eps=float(eps))
-    a = np.repeat(np.arange(n, dtype=np.int32), k)
-    b = nbr.reshape(-1).astype(np.int32)
-    ok = b < n  # missing neighbours (beyond the radius) come back as index n
-    a, b = a[ok], b[ok]
-    ok = layer[a] != layer[b]
-    a, b = a[ok], b[ok]
+    k = min(int(k_max) + 1, n)  # +1: a hit is its own nearest neighbour (dropped: same layer)
+    tree = cKDTree(emb)
+    padded_layer = np.append(layer, 0)  # index n = no neighbour within the radius: masked below
+    senders, neighbours = [], []
+    # Queried in row blocks: the [block, k] answers stay in cache and are reduced to the kept pairs
+    # at once, instead of [N, k] float64 distances and int64 indices (~16 N k bytes) in memory.
+    for start in range(0, n, QUERY_BLOCK):
+        _, nbr = tree.query(emb[start:start + QUERY_BLOCK], k=k, distance_upper_bound=float(radius),
+                            eps=float(eps))
+        keep = (nbr < n) & (padded_layer[nbr] != layer[start:start + len(nbr), None])
+        senders.append(np.repeat(np.arange(start, start + len(nbr), dtype=np.int32), keep.sum(axis=1)))
+        neighbours.append(nbr[keep].astype(np.int32))
+    a, b = np.concatenate(senders), np.concatenate(neighbours)
     # Each pair once (found from both ends or one): a sparse matrix's row bucketing and per-row
     # duplicate merge is linear in the pairs, where sorting int64 pair keys is not.
     m = sp.csr_matrix((np.ones(a.size, np.int8), (np.minimum(a, b), np.maximum(a, b))), shape=(n, n))
     m.sum_duplicates()
     lo = np.repeat(np.arange(n, dtype=np.int32), np.diff(m.indptr))
-    hi = m.indices.astype(np.int32)
+    hi = m.indices.astype(np.int32, copy=False)
     outward = dist0[lo] <= dist0[hi]
-    return (np.where(outward, lo, hi).astype(np.int32), np.where(outward, hi, lo).astype(np.int32))
+    return np.where(outward, lo, hi), np.where(outward, hi, lo)
 
 
 def save_embedding(path, params, config) -> Path:

@@ -14,7 +14,8 @@ hit of every event once, the TrackML submission format) and `whole_event.json` w
                          particles (|eta| <= eta_max, >= min_hits graph hits) with pT >= 1 and
                          >= 0.5 GeV;
   fake_rate              double-majority fake rate of the candidate tracks (it does not depend on pT);
-  edges_per_event, seconds_per_event, graph (method, filter file, selection);
+  edges_per_event, seconds_per_event, graph (method, filter file, selection, the overrides of
+                         the run's graph config it ran with);
   tracks                 the track building's method and edge cut, and, when the cut was tuned,
                          the tuning events and the score each scanned cut gave there.
 
@@ -152,7 +153,8 @@ def reconstruct(workdir: str | os.PathLike, input_dir: str | os.PathLike, out_di
     run_graph = _run_graph_config(Path(workdir))
     graph = {"method": run_graph.get("method", "geometric"), "selection": run_graph.get("selection"),
              "filter": (run_graph.get("filter") or {}).get("path", ""),
-             "filter_threshold": (run_graph.get("filter") or {}).get("threshold")}
+             "filter_threshold": (run_graph.get("filter") or {}).get("threshold"),
+             "overrides": list(config.graph_overrides)}
     summary = whole_event_summary(metrics, pd.read_csv(out_dir / "efficiency_pt.csv"),
                                   pd.read_csv(out_dir / "events.csv"), graph)
     if tuned is not None:

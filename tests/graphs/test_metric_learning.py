@@ -75,6 +75,21 @@ def test_radius_edges_equal_brute_force_and_point_outward(k_max):
     assert len(sa) <= len(emb) * min(k_max, len(emb) - 1)
 
 
+@pytest.mark.parametrize("eps", [0.0, 1.0])
+def test_radius_edges_do_not_depend_on_the_query_block(monkeypatch, eps):
+    """The KD-tree is queried in blocks of hits; each hit's answer is its own (the same tree and
+    search), so any block size gives the same integer pairs, exactly."""
+    from gnntrack.graphs import metric_learning
+
+    rng = np.random.default_rng(1)
+    emb, layer, dist0 = rng.uniform(size=(200, 3)), rng.integers(0, 4, 200), rng.uniform(size=200)
+    whole = radius_edges(emb, layer, dist0, 0.2, 6, eps=eps)
+    monkeypatch.setattr(metric_learning, "QUERY_BLOCK", 7)  # 28 full blocks and a partial one
+    blocked = radius_edges(emb, layer, dist0, 0.2, 6, eps=eps)
+    for w, b in zip(whole, blocked):
+        np.testing.assert_array_equal(w, b)
+
+
 def test_numpy_and_jax_forward_agree():
     params = init_mlp(np.random.default_rng(0), (13, 16, 16, 4))
     x = np.random.default_rng(1).normal(size=(50, 13)).astype(np.float32)

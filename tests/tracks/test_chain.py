@@ -113,6 +113,14 @@ def test_reconstruct_reads_the_real_trackml_layout_unchanged(chain_run, tmp_path
         assert from_real[key] == pytest.approx(simulated[key], abs=1e-6), key
 
 
+def test_reconstruct_graph_overrides_change_the_run_graph_and_are_recorded(chain_run, tmp_path, capsys):
+    run, events = chain_run
+    base = _reconstruct(run, events, tmp_path / "base", capsys)
+    fewer = _reconstruct(run, events, tmp_path / "k1", capsys, "--graph", "metric.k_max=1")
+    assert base["graph"]["overrides"] == [] and fewer["graph"]["overrides"] == ["metric.k_max=1"]
+    assert 0 < fewer["edges_per_event"] < base["edges_per_event"]  # one nearest neighbour per hit at most
+
+
 def test_best_cut_takes_the_highest_score_and_the_higher_cut_on_a_tie():
     from gnntrack.errors import InputError
     from gnntrack.tracks.chain import best_cut
