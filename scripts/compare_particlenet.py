@@ -53,10 +53,15 @@ def jet_arrays(paths, n_jets: int, n: int, seed: int) -> tuple[np.ndarray, np.nd
             rng.integers(0, 2, n_jets))
 
 
-def timed(fn, warmup: int, repeats: int) -> float:
-    """Median seconds of fn() (which must block until its result is ready)."""
-    for _ in range(warmup):
+def timed(fn, warmup: int, repeats: int, label: str = "") -> float:
+    """Median seconds of fn() (which must block until its result is ready). With a label, the
+    first warm-up call's time (compilation included) is printed at once, so a run stopped by a
+    time limit still shows how far it got."""
+    for i in range(warmup):
+        t0 = time.perf_counter()
         fn()
+        if label and i == 0:
+            print(f"  {label}: first call {time.perf_counter() - t0:.2f} s (compilation included)", flush=True)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -92,11 +97,11 @@ def ours(name: str, features, mask, labels, warmup: int, repeats: int) -> dict:
         holder["state"], metrics = step(holder["state"], device_batch)
         jax.block_until_ready(metrics["loss"])
 
-    train_s = timed(train, warmup, repeats)
+    train_s = timed(train, warmup, repeats, f"{name} ours train")
     params = jax.device_get(holder["state"].params)  # shard_map mode: replicated, not stacked
     graph = jax.tree_util.tree_map(jax.numpy.asarray, S.device_slice(batch.graph))
     apply = jax.jit(lambda p, g: model.apply({"params": p}, g, train=False))
-    infer_s = timed(lambda: jax.block_until_ready(apply(params, graph)), warmup, repeats)
+    infer_s = timed(lambda: jax.block_until_ready(apply(params, graph)), warmup, repeats, f"{name} ours infer")
     return {"train_s": train_s, "infer_s": infer_s, "params": S.param_count(params)}
 
 
@@ -195,7 +200,8 @@ def reference(name: str, features, mask, labels, warmup: int, repeats: int, devi
             model(points, x, m)
         sync()
 
-    return {"train_s": timed(train, warmup, repeats), "infer_s": timed(infer, warmup, repeats),
+    return {"train_s": timed(train, warmup, repeats, f"{name} torch train"),
+            "infer_s": timed(infer, warmup, repeats, f"{name} torch infer"),
             "params": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
             "torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device)}
 
