@@ -23,6 +23,8 @@ from gnntrack.io.event import event_prefix_name
 from gnntrack.report import plots
 from gnntrack.tracks import score as ts
 
+TRACK_SCAN_FILE = "threshold_scan_tracks.csv"  # track metrics per scanned cut (the chain tunes on it)
+
 MATCHING_LABELS = {"double_majority": "double majority (TrackML)", "perfect": "perfect"}
 
 
@@ -44,7 +46,7 @@ def write_evaluation_report(out_dir: Path, metrics: dict, tables: dict[str, Any]
         write_csv(f"efficiency_{variable}.csv", pd.concat(
             [t.assign(matching=s) for s, t in per_scheme.items()], ignore_index=True))
     write_csv("threshold_scan_edges.csv", tables["edge_scan"])
-    write_csv("threshold_scan_tracks.csv", tables["track_scan"])
+    write_csv(TRACK_SCAN_FILE, tables["track_scan"])
     if config.write_submissions:
         for r in results:
             name = f"submissions/{event_prefix_name(r.row['event_id'])}-submission.csv"

@@ -44,11 +44,11 @@ from gnntrack.config import CONFIG_FILE_NAME
 from gnntrack.errors import InputError
 from gnntrack.io.atomic import atomic_path, write_json_atomic
 from gnntrack.io.event import event_prefix_name
+from gnntrack.report.evaluation import TRACK_SCAN_FILE
 from gnntrack.tracks.evaluate import default_evaluation_config, evaluate_run
 
 SUBMISSION_NAME = "submission.csv"
 SUMMARY_NAME = "whole_event.json"
-SCAN_NAME = "threshold_scan_tracks.csv"  # evaluate's report: track metrics per scanned cut
 TUNING_DIR = "tuning"
 # pT bin edges (GeV) of the efficiency table: the efficiencies above 0.5 and 1 GeV are sums of
 # its bins; the last edge is beyond any simulated or TrackML particle.
@@ -86,7 +86,7 @@ def tune_cut(workdir: Path, tune_dir: Path, out_dir: Path, config: ml_collection
     tuning = config.copy_and_resolve_references()
     tuning.update(write_submissions=False, plots=False)
     metrics = evaluate_run(workdir, tune_dir, out_dir, config=tuning)
-    scan = pd.read_csv(out_dir / SCAN_NAME)
+    scan = pd.read_csv(out_dir / TRACK_SCAN_FILE)
     return {"cut": best_cut(scan), "events": str(tune_dir), "n_events": int(metrics["n_events"]),
             "scan": {f"{t:g}": float(v) for t, v in zip(scan["threshold"], scan["trackml_score_graph_hits"])}}
 
